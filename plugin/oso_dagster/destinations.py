@@ -1,0 +1,57 @@
+"""The dlt pipeline and destination for a source, chosen by ``OSO_DESTINATION``; and the DuckDB write lock."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import dlt
+from dlt.common.destination import Destination
+from filelock import FileLock
+
+from oso_dagster.settings import Settings
+
+
+def pipeline_name(source_name: str) -> str:
+    """One dlt pipeline per source, so two sources never share state."""
+    return f"oso__{source_name}"
+
+
+def make_destination(settings: Settings) -> Destination:
+    if settings.destination == "bigquery":
+        kwargs: dict[str, object] = {"location": settings.bigquery_location}
+        if settings.bigquery_keyfile is not None:
+            kwargs["credentials"] = settings.bigquery_keyfile.read_text(encoding="utf-8")
+        elif settings.bigquery_project:
+            kwargs["project_id"] = settings.bigquery_project
+        return dlt.destinations.bigquery(**kwargs)  # ADC when no credentials are given
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    # insert-from-staging: a full refresh loads into a staging schema, then swaps rows in one
+    # transaction, so readers never see an empty table mid-load.
+    return dlt.destinations.duckdb(credentials=str(settings.duckdb_path), replace_strategy="insert-from-staging")
+
+
+def make_pipeline(settings: Settings, source_name: str) -> dlt.Pipeline:
+    settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
+    return dlt.pipeline(
+        pipeline_name=pipeline_name(source_name),
+        pipelines_dir=str(settings.pipelines_dir),
+        destination=make_destination(settings),
+        dataset_name=settings.dataset_name(source_name),
+        progress="log",
+    )
+
+
+@contextlib.contextmanager
+def warehouse_write_lock(settings: Settings) -> Iterator[None]:
+    """Serialise writers of the local DuckDB file (dlt steps of every source, and dbt).
+
+    DuckDB allows one writing process per file; Dagster runs steps in parallel processes.
+    BigQuery needs no lock.
+    """
+    if settings.destination != "duckdb":
+        yield
+        return
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(settings.duckdb_path) + ".lock"):
+        yield

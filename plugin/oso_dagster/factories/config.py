@@ -1,0 +1,186 @@
+"""The per-table configuration of ``sql_assets``: parsed and checked at definitions load, with no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+from dlt.extract.incremental import Incremental
+
+from oso_dagster.errors import ConfigurationError
+from oso_dagster.naming import check_source_name, warehouse_name
+
+Backend = Literal["auto", "connectorx", "pyarrow", "pandas", "sqlalchemy"]
+WriteDisposition = Literal["merge", "replace", "append"]
+BACKENDS: tuple[str, ...] = ("auto", "connectorx", "pyarrow", "pandas", "sqlalchemy")
+WRITE_DISPOSITIONS: tuple[str, ...] = ("merge", "replace", "append")
+DEFAULT_CHUNK_SIZE = 100_000
+
+
+class TableOptions(TypedDict, total=False):
+    """One entry of the ``tables`` list given to ``sql_assets`` (a plain dict, so it can come from YAML too)."""
+
+    table: str
+    """Source table name, exactly as the database spells it (required)."""
+    schema: str
+    """Source schema; default the connection's default schema."""
+    incremental: Incremental[Any]
+    """``dlt.sources.incremental("cursor_column")``: read only rows at or past the last cursor, merge on the key."""
+    primary_key: str | list[str]
+    """Override the reflected primary key (needed for incremental tables that have none)."""
+    write_disposition: WriteDisposition
+    """Override: ``merge`` (default when incremental), ``replace`` (default otherwise) or ``append``."""
+    backend: Backend
+    """``auto`` (default) picks connectorx where exact, else pyarrow."""
+    chunk_size: int
+    """Rows per batch read from the source; bounds memory. Default 100000."""
+
+
+TABLE_KEYS = frozenset(TableOptions.__annotations__)
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """A validated table entry."""
+
+    table: str
+    schema: str | None = None
+    incremental: Incremental[Any] | None = None
+    primary_key: tuple[str, ...] | None = None
+    write_disposition: WriteDisposition = "replace"
+    backend: Backend = "auto"
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    landing_name: str = field(default="")
+
+    @property
+    def cursor_column(self) -> str | None:
+        return self.incremental.cursor_path if self.incremental is not None else None
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.table}" if self.schema else self.table
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Source-level options of ``sql_assets`` (the ``**options``)."""
+
+    concurrency: int = 1
+    """How many tables are read at once (one connection each) from this database."""
+    pool: str | None = None
+    """Dagster concurrency pool for this source's replication step; default ``oso_source_<name>``."""
+    schema: str | None = None
+    """Default source schema for every table."""
+    backend: Backend = "auto"
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    description: str | None = None
+
+    @classmethod
+    def parse(cls, name: str, options: Mapping[str, Any]) -> SourceOptions:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"sql_assets({name!r}) got unknown option(s) {unknown}; valid options are {sorted(known)}."
+            )
+        parsed = cls(**options)
+        if not isinstance(parsed.concurrency, int) or parsed.concurrency < 1:
+            raise ConfigurationError(f"sql_assets({name!r}): concurrency must be a whole number >= 1.")
+        _check_backend(name, "<source>", parsed.backend)
+        _check_chunk_size(name, "<source>", parsed.chunk_size)
+        return parsed
+
+    def pool_for(self, name: str) -> str:
+        return self.pool or f"oso_source_{name}"
+
+
+def parse_tables(name: str, tables: Sequence[Mapping[str, Any]], options: SourceOptions) -> list[TableConfig]:
+    """Validate the ``tables`` argument of ``sql_assets``; raise :class:`ConfigurationError` naming the entry."""
+    try:
+        check_source_name(name)
+    except ValueError as exc:
+        raise ConfigurationError(f"sql_assets: {exc}") from None
+    if isinstance(tables, (str, bytes)) or not isinstance(tables, Sequence) or not tables:
+        raise ConfigurationError(
+            f"sql_assets({name!r}): tables must be a non-empty list of dicts such as "
+            '[{"table": "events", "incremental": incremental("time")}, {"table": "users"}].'
+        )
+    configs: list[TableConfig] = []
+    seen: dict[str, str] = {}
+    for index, entry in enumerate(tables):
+        config = _parse_table(name, index, entry, options)
+        previous = seen.get(config.landing_name)
+        if previous is not None:
+            raise ConfigurationError(
+                f"sql_assets({name!r}): tables {previous!r} and {config.qualified_name!r} both land as "
+                f"{config.landing_name!r} in the warehouse; replicate only one of them per source."
+            )
+        seen[config.landing_name] = config.qualified_name
+        configs.append(config)
+    return configs
+
+
+def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: SourceOptions) -> TableConfig:
+    where = f"sql_assets({name!r}) table #{index + 1}"
+    if not isinstance(entry, Mapping):
+        raise ConfigurationError(f"{where} must be a dict like {{'table': 'users'}}, got {type(entry).__name__}.")
+    unknown = sorted(set(entry) - TABLE_KEYS)
+    if unknown:
+        raise ConfigurationError(f"{where} has unknown key(s) {unknown}; valid keys are {sorted(TABLE_KEYS)}.")
+    table = entry.get("table")
+    if not isinstance(table, str) or not table.strip():
+        raise ConfigurationError(f"{where} needs 'table': the source table name as a non-empty string.")
+    where = f"sql_assets({name!r}) table {table!r}"
+    incremental = entry.get("incremental")
+    if incremental is not None and not isinstance(incremental, Incremental):
+        raise ConfigurationError(
+            f"{where}: 'incremental' must be dlt.sources.incremental('<cursor column>'), "
+            f"got {type(incremental).__name__}."
+        )
+    if incremental is not None and not _is_simple_column(incremental.cursor_path):
+        raise ConfigurationError(
+            f"{where}: the incremental cursor must be one column name, such as 'updated_at'; "
+            f"got {incremental.cursor_path!r}."
+        )
+    primary_key = entry.get("primary_key")
+    if primary_key is not None:
+        primary_key = (primary_key,) if isinstance(primary_key, str) else tuple(primary_key)
+        if not primary_key or not all(isinstance(c, str) and c for c in primary_key):
+            raise ConfigurationError(f"{where}: primary_key must be a column name or a list of column names.")
+    disposition = entry.get("write_disposition") or ("merge" if incremental is not None else "replace")
+    if disposition not in WRITE_DISPOSITIONS:
+        raise ConfigurationError(f"{where}: write_disposition must be one of {list(WRITE_DISPOSITIONS)}.")
+    backend = entry.get("backend") or options.backend
+    _check_backend(name, table, backend)
+    chunk_size = entry.get("chunk_size") or options.chunk_size
+    _check_chunk_size(name, table, chunk_size)
+    schema = entry.get("schema", options.schema)
+    if schema is not None and (not isinstance(schema, str) or not schema):
+        raise ConfigurationError(f"{where}: schema must be a non-empty string.")
+    return TableConfig(
+        table=table,
+        schema=schema,
+        incremental=incremental,
+        primary_key=primary_key,
+        write_disposition=disposition,
+        backend=backend,
+        chunk_size=chunk_size,
+        landing_name=warehouse_name(table),
+    )
+
+
+def _is_simple_column(path: object) -> bool:
+    return isinstance(path, str) and bool(path) and not any(ch in path for ch in "[]*$.")
+
+
+def _check_backend(name: str, table: str, backend: object) -> None:
+    if backend not in BACKENDS:
+        raise ConfigurationError(
+            f"sql_assets({name!r}) table {table!r}: backend {backend!r} is unknown; use one of {list(BACKENDS)}."
+        )
+
+
+def _check_chunk_size(name: str, table: str, chunk_size: object) -> None:
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ConfigurationError(f"sql_assets({name!r}) table {table!r}: chunk_size must be a whole number >= 1.")

@@ -1,0 +1,92 @@
+"""``sql_assets``: a SQL database's tables as one Dagster multi-asset, replicated by dlt's ``sql_database``.
+
+Definition time only builds specs from the configuration: no secret is resolved and no database is
+touched until a run starts (see :mod:`oso_dagster.replication`).
+"""
+
+
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetsDefinition, multi_asset
+
+from oso_dagster.factories.config import SourceOptions, TableConfig, parse_tables
+from oso_dagster.factories.translator import table_asset_spec
+from oso_dagster.settings import Settings
+from oso_dagster.utils.secrets import SecretReference
+from oso_dagster.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class SqlSource:
+    """Everything ``sql_assets`` was told about one database; what discovery and the CLIs read."""
+
+    name: str
+    secret: SecretReference
+    tables: tuple[TableConfig, ...]
+    options: SourceOptions
+
+
+_SOURCES: weakref.WeakKeyDictionary[AssetsDefinition, SqlSource] = weakref.WeakKeyDictionary()
+
+
+def source_of(assets_def: AssetsDefinition) -> SqlSource | None:
+    """The :class:`SqlSource` behind an ``AssetsDefinition`` made by :func:`sql_assets`, else ``None``."""
+    return _SOURCES.get(assets_def)
+
+
+def sql_assets(
+    name: str,
+    secret_ref: SecretReference,
+    tables: Sequence[Mapping[str, Any]],
+    **options: Any,
+) -> AssetsDefinition:
+    """Replicate ``tables`` of the database behind ``secret_ref`` into the warehouse dataset ``name``.
+
+    Args:
+        name: Source name: the warehouse dataset/schema, the asset key prefix and the asset group.
+        secret_ref: Where the SQLAlchemy connection string lives, e.g.
+            ``SecretReference(group_name="mydb", key="db_connection_string")``.
+        tables: One dict per table; see :class:`~oso_dagster.factories.config.TableOptions`.
+        **options: Source-level options; see :class:`~oso_dagster.factories.config.SourceOptions`
+            (``concurrency``, ``pool``, ``schema``, ``backend``, ``chunk_size``, ``description``).
+
+    Returns:
+        One multi-asset with an asset ``[name, <table>]`` per table, subsettable per table.
+
+    Example:
+        >>> from dlt.sources import incremental
+        >>> my_database = sql_assets(
+        ...     "mydb",
+        ...     SecretReference(group_name="mydb", key="db_connection_string"),
+        ...     [{"table": "events", "incremental": incremental("time")}, {"table": "users"}],
+        ... )
+    """
+    if not isinstance(secret_ref, SecretReference):
+        raise ConfigurationError(
+            f"sql_assets({name!r}): the second argument must be a SecretReference, e.g. "
+            f"SecretReference(group_name={name!r}, key='db_connection_string')."
+        )
+    source_options = SourceOptions.parse(str(name), options)
+    configs = parse_tables(name, tables, source_options)
+    source = SqlSource(name=name, secret=secret_ref, tables=tuple(configs), options=source_options)
+    destination = Settings.from_env().destination
+    secret_label = f"{secret_ref.group_name}/{secret_ref.key}"
+    specs = [table_asset_spec(name, config, destination, secret_label) for config in configs]
+
+    @multi_asset(
+        name=f"replicate_{name}",
+        specs=specs,
+        can_subset=True,
+        pool=source_options.pool_for(name),
+        description=source_options.description or f"Replicate source `{name}` with dlt.",
+    )
+    def _replicate(context: AssetExecutionContext):  # type: ignore[no-untyped-def]
+        from oso_dagster.replication import replicate  # heavy imports happen in the run, not at load
+
+        yield from replicate(context, source)
+
+    _SOURCES[_replicate] = source
+    return _replicate

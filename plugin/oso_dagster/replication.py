@@ -1,0 +1,243 @@
+"""What a replication run does, after Dagster starts it: resolve the secret, reflect, read, load.
+
+Kept apart from :mod:`oso_dagster.factories.sql` so that loading definitions imports none of this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dlt
+import sqlalchemy as sa
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue
+from dagster_dlt import DagsterDltResource
+from dlt.common.schema import Schema
+from dlt.sources.sql_database import sql_table
+from sqlalchemy.engine import Engine
+
+from oso_dagster import type_mapping
+from oso_dagster.database import create_source_engine, database_error, reflect_table
+from oso_dagster.destinations import make_pipeline, warehouse_write_lock
+from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError, TransientSourceError
+from oso_dagster.factories.config import TableConfig
+from oso_dagster.factories.sql import SqlSource
+from oso_dagster.factories.translator import OsoDltTranslator, asset_key, table_asset_spec
+from oso_dagster.naming import NAMING_MODULE
+from oso_dagster.settings import Settings
+from oso_dagster.utils.redact import scrub
+from oso_dagster.utils.secrets import resolver_from_settings
+
+
+class ReplicationError(OsoDagsterError):
+    """An unexpected failure during replication, re-raised with secrets scrubbed from its message."""
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """How one table is read in this run, decided from its reflected definition."""
+
+    config: TableConfig
+    table: sa.Table
+    backend: str
+    primary_key: tuple[str, ...] | None
+    casts: dict[str, sa.types.TypeEngine]
+
+
+def replicate(context: AssetExecutionContext, source: SqlSource) -> Iterator[MaterializeResult]:
+    """Replicate the selected tables of ``source``; failures become clear ``dagster.Failure``s."""
+    settings = Settings.from_env()
+    secrets: list[str] = []
+    try:
+        url = resolver_from_settings(settings).resolve(source.secret).reveal()
+        secrets.append(url)
+        yield from _replicate(context, source, settings, url)
+    except OsoDagsterError as exc:
+        raise Failure(
+            description=scrub(str(exc), secrets),
+            allow_retries=isinstance(exc, TransientSourceError),
+        ) from None
+    except Failure:
+        raise
+    except Exception as exc:
+        error = _unwrap_dlt_error(exc)
+        if isinstance(error, sa.exc.DBAPIError) and secrets:
+            engine = create_source_engine(secrets[0])
+            raise Failure(description=str(database_error(error, engine, "reading rows")), allow_retries=True) from None
+        message = scrub(f"{type(error).__name__}: {error}", secrets)
+        raise ReplicationError(f"Replicating source {source.name!r} failed: {message}").with_traceback(
+            exc.__traceback__
+        ) from None
+
+
+def _replicate(
+    context: AssetExecutionContext, source: SqlSource, settings: Settings, url: str
+) -> Iterator[MaterializeResult]:
+    started = time.monotonic()
+    engine = create_source_engine(url)
+    selected = context.selected_asset_keys
+    configs = [config for config in source.tables if asset_key(source.name, config) in selected]
+    plans = [plan_table(engine, config) for config in configs]
+    for plan in plans:
+        context.log.info(
+            f"{plan.config.qualified_name}: backend={plan.backend}, "
+            f"{'incremental on ' + str(plan.config.cursor_column) if plan.config.incremental else 'full refresh'}"
+            f"{', lossless casts: ' + ', '.join(plan.casts) if plan.casts else ''}"
+        )
+    dlt_source = build_dlt_source(source.name, engine, plans)
+    pipeline = make_pipeline(settings, source.name)
+    destination = settings.destination
+    secret_label = f"{source.secret.group_name}/{source.secret.key}"
+    translator = OsoDltTranslator(
+        {p.config.landing_name: table_asset_spec(source.name, p.config, destination, secret_label) for p in plans}
+    )
+    file_format = "jsonl" if destination == "bigquery" and any(
+        type_mapping.has_nested(p.table.columns, engine.dialect.name) for p in plans
+    ) else "parquet"
+    with warehouse_write_lock(settings), _extract_workers(source.options.concurrency):
+        results = list(
+            DagsterDltResource().run(
+                context=context,
+                dlt_source=dlt_source,
+                dlt_pipeline=pipeline,
+                dagster_dlt_translator=translator,
+                loader_file_format=file_format,
+            )
+        )
+    elapsed = time.monotonic() - started
+    by_key = {asset_key(source.name, p.config): p for p in plans}
+    for result in results:
+        plan = by_key[result.asset_key]
+        extra: dict[str, Any] = {
+            "backend": plan.backend,
+            "duration_s": MetadataValue.float(round(elapsed, 3)),
+            "write_disposition": plan.config.write_disposition,
+        }
+        if "rows_loaded" not in (result.metadata or {}):
+            extra["rows_loaded"] = MetadataValue.int(0)
+        cursor = _cursor_value(pipeline, source.name, plan.config)
+        if cursor is not None:
+            extra["cursor_value"] = MetadataValue.text(str(cursor))
+        yield MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), **extra})
+
+
+def plan_table(engine: Engine, config: TableConfig) -> TablePlan:
+    """Reflect the table and decide backend, casts and key; raise a clear error for what cannot work."""
+    table = reflect_table(engine, config.table, config.schema)
+    dialect = engine.dialect.name
+    columns = {c.name for c in table.columns}
+    primary_key = config.primary_key or tuple(c.name for c in table.primary_key.columns) or None
+    if config.primary_key:
+        missing = [c for c in config.primary_key if c not in columns]
+        if missing:
+            raise ConfigurationError(
+                f"Table {config.qualified_name!r}: primary_key column(s) {missing} do not exist; "
+                f"its columns are {sorted(columns)}."
+            )
+    if config.cursor_column and config.cursor_column not in columns:
+        raise ConfigurationError(
+            f"Table {config.qualified_name!r}: the incremental cursor column {config.cursor_column!r} does not "
+            f"exist; its columns are {sorted(columns)}."
+        )
+    if config.write_disposition == "merge" and not primary_key:
+        raise ConfigurationError(
+            f"Table {config.qualified_name!r} is incremental (merged on its primary key) but has no primary key: "
+            f'add "primary_key": "<column>" (or a list of columns) to its entry in sql_assets, or set '
+            f'"write_disposition": "append" to load new rows without de-duplication.'
+        )
+    casts = {
+        c.name: cast for c in table.columns if (cast := type_mapping.source_cast(c.type, dialect)) is not None
+    }
+    backend = config.backend
+    if backend == "auto":
+        backend = "connectorx" if type_mapping.connectorx_reads_exactly(table.columns, dialect) else "pyarrow"
+    return TablePlan(config=config, table=table, backend=backend, primary_key=primary_key, casts=casts)
+
+
+def build_dlt_source(name: str, engine: Engine, plans: Sequence[TablePlan]) -> Any:
+    """A dlt source with one ``sql_table`` resource per plan, named by its landing table."""
+    resources = [_table_resource(engine, plan) for plan in plans]
+    schema = Schema(name, normalizers={"names": NAMING_MODULE})
+
+    @dlt.source(schema=schema, max_table_nesting=0)
+    def _source() -> Any:
+        return resources
+
+    return _source()
+
+
+def _table_resource(engine: Engine, plan: TablePlan) -> Any:
+    config = plan.config
+    dialect = engine.dialect.name
+    casts = plan.casts
+
+    def cast_query(query: sa.sql.Select, table: sa.Table) -> sa.sql.Select:
+        if not casts:
+            return query
+        columns = [
+            sa.cast(table.c[c.name], casts[c.name]).label(c.name) if c.name in casts else table.c[c.name]
+            for c in table.columns
+        ]
+        return query.with_only_columns(*columns)
+
+    backend_kwargs: dict[str, Any] = {}
+    if plan.backend == "connectorx":
+        # stream bounded record batches instead of materialising the whole table
+        backend_kwargs = {"return_type": "arrow_stream", "batch_size": config.chunk_size}
+    resource = sql_table(
+        credentials=engine,
+        table=config.table,
+        schema=config.schema,
+        metadata=plan.table.metadata,
+        incremental=config.incremental.copy() if config.incremental is not None else None,
+        chunk_size=config.chunk_size,
+        backend=plan.backend,  # type: ignore[arg-type]
+        backend_kwargs=backend_kwargs,
+        reflection_level="full",
+        type_adapter_callback=lambda sql_type: type_mapping.dlt_type(sql_type, dialect),
+        query_adapter_callback=cast_query,
+        write_disposition=config.write_disposition,
+        primary_key=list(plan.primary_key) if plan.primary_key else None,
+    )
+    return resource.with_name(config.landing_name)
+
+
+def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig) -> Any:
+    if not config.cursor_column:
+        return None
+    try:
+        resources = pipeline.state["sources"][source_name]["resources"]  # type: ignore[index]
+        return resources[config.landing_name]["incremental"][config.cursor_column]["last_value"]
+    except (KeyError, TypeError):
+        return None
+
+
+def _unwrap_dlt_error(exc: BaseException) -> BaseException:
+    """dlt wraps the real error in PipelineStepFailed/ResourceExtractionError; surface the innermost cause."""
+    seen = exc
+    while seen.__cause__ is not None or getattr(seen, "exception", None) is not None:
+        inner = getattr(seen, "exception", None) or seen.__cause__
+        if inner is None or inner is seen:
+            break
+        seen = inner
+    if isinstance(seen, SourceDatabaseError):
+        return seen
+    return seen
+
+
+@contextlib.contextmanager
+def _extract_workers(concurrency: int) -> Iterator[None]:
+    """dlt reads ``EXTRACT__WORKERS`` for how many resources it extracts at once."""
+    previous = os.environ.get("EXTRACT__WORKERS")
+    os.environ["EXTRACT__WORKERS"] = str(concurrency)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("EXTRACT__WORKERS", None)
+        else:
+            os.environ["EXTRACT__WORKERS"] = previous

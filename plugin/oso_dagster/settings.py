@@ -1,0 +1,85 @@
+"""Every setting the plugin reads, in one place, read from the environment when asked (never at import).
+
+Each field names its environment variable; docs/configuration.md lists them with their defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from oso_dagster.errors import ConfigurationError
+
+Destination = Literal["duckdb", "bigquery"]
+SecretsBackend = Literal["env", "file", "gcp"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; build with :meth:`from_env`."""
+
+    home: Path
+    """``OSO_HOME``: local state (DuckDB file, dlt pipeline folders, the dbt umbrella project). Default ``./.oso``."""
+    destination: Destination
+    """``OSO_DESTINATION``: ``duckdb`` (default) or ``bigquery``."""
+    duckdb_path: Path
+    """``OSO_DUCKDB_PATH``: the local warehouse file. Default ``$OSO_HOME/warehouse.duckdb``."""
+    secrets_backend: SecretsBackend
+    """``OSO_SECRETS``: where secrets come from: ``env`` (default), ``file`` or ``gcp``."""
+    secrets_file: Path
+    """``OSO_SECRETS_FILE``: the TOML file used by ``OSO_SECRETS=file``. Default ``$OSO_HOME/secrets.toml``."""
+    gcp_secrets_project: str | None
+    """``OSO_GCP_SECRETS_PROJECT``: GCP project holding the secrets (``OSO_SECRETS=gcp``)."""
+    gcp_secrets_prefix: str
+    """``OSO_GCP_SECRETS_PREFIX``: prefix of secret names, ``{prefix}__{group}__{key}``. Default ``dagster``."""
+    bigquery_project: str | None
+    """``OSO_BIGQUERY_PROJECT``: BigQuery project (default: the one of Application Default Credentials)."""
+    bigquery_location: str
+    """``OSO_BIGQUERY_LOCATION``: BigQuery location. Default ``US``."""
+    bigquery_keyfile: Path | None
+    """``OSO_BIGQUERY_KEYFILE``: a service-account JSON file; default Application Default Credentials."""
+    dataset_prefix: str
+    """``OSO_DATASET_PREFIX``: prefix for every source's dataset/schema name. Default empty."""
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("OSO_HOME") or ".oso").expanduser().absolute()
+        destination = (env.get("OSO_DESTINATION") or "duckdb").strip().lower()
+        if destination not in ("duckdb", "bigquery"):
+            raise ConfigurationError(
+                f"OSO_DESTINATION={destination!r} is not supported: set it to 'duckdb' (local) or 'bigquery'."
+            )
+        secrets_backend = (env.get("OSO_SECRETS") or "env").strip().lower()
+        if secrets_backend not in ("env", "file", "gcp"):
+            raise ConfigurationError(
+                f"OSO_SECRETS={secrets_backend!r} is not supported: set it to 'env', 'file' or 'gcp'."
+            )
+        keyfile = env.get("OSO_BIGQUERY_KEYFILE")
+        return cls(
+            home=home,
+            destination=destination,  # type: ignore[arg-type]
+            duckdb_path=Path(env.get("OSO_DUCKDB_PATH") or home / "warehouse.duckdb").expanduser().absolute(),
+            secrets_backend=secrets_backend,  # type: ignore[arg-type]
+            secrets_file=Path(env.get("OSO_SECRETS_FILE") or home / "secrets.toml").expanduser().absolute(),
+            gcp_secrets_project=env.get("OSO_GCP_SECRETS_PROJECT") or None,
+            gcp_secrets_prefix=env.get("OSO_GCP_SECRETS_PREFIX") or "dagster",
+            bigquery_project=env.get("OSO_BIGQUERY_PROJECT") or None,
+            bigquery_location=env.get("OSO_BIGQUERY_LOCATION") or "US",
+            bigquery_keyfile=Path(keyfile).expanduser().absolute() if keyfile else None,
+            dataset_prefix=env.get("OSO_DATASET_PREFIX") or "",
+        )
+
+    def dataset_name(self, source_name: str) -> str:
+        """The warehouse dataset (BigQuery) or schema (DuckDB) that a source lands in."""
+        return f"{self.dataset_prefix}{source_name}"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.home / "dlt_pipelines"
+
+    @property
+    def dbt_dir(self) -> Path:
+        return self.home / "dbt"

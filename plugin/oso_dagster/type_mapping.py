@@ -1,0 +1,117 @@
+"""Which source column types travel as they are, and which are cast in the source query to stay lossless.
+
+The rule is a pure function of the column type and the dialect, used three ways: to cast in the
+``SELECT`` (``source_cast``), to tell dlt the resulting type (``dlt_type``), and to decide whether the
+fast connectorx backend reads the table exactly (``connectorx_reads_exactly``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy import types as sqltypes
+
+# Widest decimal both DuckDB and BigQuery NUMERIC/BIGNUMERIC paths hold exactly as a decimal.
+MAX_DECIMAL_PRECISION = 38
+# connectorx reads PostgreSQL numeric into decimal128(38, 10) and fails on wider values.
+_CX_MAX_PRECISION = 18
+_CX_MAX_SCALE = 10
+
+
+def _unwrap(sql_type: sqltypes.TypeEngine) -> sqltypes.TypeEngine:
+    """PostgreSQL domains behave like their base type."""
+    while hasattr(sql_type, "data_type") and type(sql_type).__name__ == "DOMAIN":
+        sql_type = sql_type.data_type  # type: ignore[attr-defined]
+    return sql_type
+
+
+def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEngine | None:
+    """The type to ``CAST`` a column to in the source query, or ``None`` to read it as it is."""
+    t = _unwrap(sql_type)
+    name = type(t).__name__.upper()
+    if dialect in ("mysql", "mariadb"):
+        if isinstance(t, sqltypes.BigInteger) and getattr(t, "unsigned", False):
+            return sa.Numeric(20, 0)  # BIGINT UNSIGNED reaches 2**64-1, past int64
+        if name == "SET":
+            return sa.Text()  # the driver returns a Python set; 'a,b' text keeps it
+        if name == "YEAR":
+            return sa.Integer()
+        if isinstance(t, sqltypes.Time):
+            return sa.Text()  # MySQL TIME is a duration (-838:59:59..838:59:59), not a time of day
+        if name == "BIT":
+            return sa.BigInteger()
+    if isinstance(t, sqltypes.Float):
+        return None
+    if isinstance(t, sqltypes.Numeric):
+        if t.precision is None or t.precision > MAX_DECIMAL_PRECISION or (t.scale or 0) > t.precision:
+            return sa.Text()  # unbounded or too wide for any warehouse decimal: exact digits as text
+        return None
+    if isinstance(t, sqltypes.Interval):
+        return sa.Text()  # months/days/µs do not fit one duration type losslessly
+    if _is_native(t):
+        return None
+    return sa.Text()  # inet, money, bit strings, ranges, geometry, unknown: the database's own text form
+
+
+def dlt_type(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEngine:
+    """The SQLAlchemy type dlt should derive the warehouse column from (after :func:`source_cast`)."""
+    return source_cast(sql_type, dialect) or _unwrap(sql_type)
+
+
+def _is_native(t: sqltypes.TypeEngine) -> bool:
+    if type(t).__name__.upper() == "SET":
+        return False
+    return isinstance(
+        t,
+        (
+            sqltypes.Integer,
+            sqltypes.String,
+            sqltypes.Boolean,
+            sqltypes.Date,
+            sqltypes.DateTime,
+            sqltypes.Time,
+            sqltypes._Binary,
+            sqltypes.JSON,
+            sqltypes.ARRAY,
+            sqltypes.Uuid,
+        ),
+    )
+
+
+def connectorx_reads_exactly(columns: Iterable[sa.Column], dialect: str) -> bool:
+    """True when every column (after casts) is a type connectorx reads without loss (PostgreSQL only)."""
+    if dialect != "postgresql":
+        return False
+    for column in columns:
+        t = dlt_type(column.type, dialect)
+        if isinstance(t, sqltypes.Enum) or isinstance(t, (sqltypes.JSON, sqltypes.ARRAY)):
+            return False
+        if isinstance(t, sqltypes.Float):
+            continue
+        if isinstance(t, sqltypes.Numeric):
+            if (t.precision or 99) > _CX_MAX_PRECISION or (t.scale or 0) > _CX_MAX_SCALE:
+                return False
+            continue
+        if isinstance(t, sqltypes.BigInteger) and getattr(t, "unsigned", False):
+            return False
+        if not isinstance(
+            t,
+            (
+                sqltypes.Integer,
+                sqltypes.String,
+                sqltypes.Boolean,
+                sqltypes.Date,
+                sqltypes.DateTime,
+                sqltypes.Time,
+                sqltypes._Binary,
+                sqltypes.Uuid,
+            ),
+        ):
+            return False
+    return True
+
+
+def has_nested(columns: Iterable[sa.Column], dialect: str) -> bool:
+    """True when a column lands as JSON (json/jsonb/arrays); BigQuery cannot load those from parquet."""
+    return any(isinstance(dlt_type(c.type, dialect), (sqltypes.JSON, sqltypes.ARRAY)) for c in columns)
