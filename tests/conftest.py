@@ -1,0 +1,74 @@
+"""Shared fixtures: an isolated OSO_HOME per test, and fresh databases on the real PostgreSQL and MariaDB services."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+PG_ADMIN_URL = os.environ.get("OSO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL_ADMIN_URL = os.environ.get("OSO_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(autouse=True)
+def oso_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own OSO_HOME (warehouse, dlt state, dbt project) and no leaked settings."""
+    for name in list(os.environ):
+        if name.startswith(("OSO_", "DAGSTER__", "DESTINATION__", "SOURCES__")):
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "oso_home"
+    monkeypatch.setenv("OSO_HOME", str(home))
+    monkeypatch.setenv("RUNTIME__LOG_LEVEL", "WARNING")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return home
+
+
+def _fresh_database(admin_url: str, kind: str) -> Iterator[str]:
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"oso_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except Exception as exc:  # the service is down: say so instead of a bare traceback
+        engine.dispose()
+        pytest.fail(f"{kind} is not reachable at {admin_url}: {exc}. Start it (see .ci/run).")
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with engine.connect() as conn:
+            if kind == "PostgreSQL":
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A SQLAlchemy URL to a new, empty PostgreSQL database, dropped after the test."""
+    yield from _fresh_database(PG_ADMIN_URL, "PostgreSQL")
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A SQLAlchemy URL to a new, empty MariaDB database, dropped after the test."""
+    yield from _fresh_database(MYSQL_ADMIN_URL, "MariaDB")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'source.sqlite'}"
+
+
+def run_sql(url: str, *statements: str) -> None:
+    """Run DDL/DML on a source database (test helper)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    engine.dispose()
