@@ -1,0 +1,148 @@
+"""Finds installed source packages through the ``oso_dagster.sources`` entry-point group.
+
+A source package registers ``<name> = "<package>.assets"`` (a module; every module-level object made
+by ``sql_assets`` is collected). Its staging models live in ``<package>/dbt`` when present.
+
+A package that cannot be loaded fails discovery with the distribution and entry point named, so its
+assets never vanish silently; ``OSO_ON_BROKEN_SOURCE=warn`` keeps the good ones and reports the rest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, distributions
+from pathlib import Path
+
+from dagster import AssetsDefinition
+
+from oso_dagster.errors import ConfigurationError, SourcePackageError
+from oso_dagster.factories.sql import SqlSource, source_of
+
+ENTRY_POINT_GROUP = "oso_dagster.sources"
+
+
+@dataclass(frozen=True)
+class SourcePackage:
+    """One installed distribution and what its entry point provides."""
+
+    distribution: str
+    version: str
+    entry_point: str
+    assets: tuple[AssetsDefinition, ...]
+    sources: tuple[SqlSource, ...]
+    dbt_dir: Path | None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    packages: tuple[SourcePackage, ...]
+    errors: tuple[SourcePackageError, ...] = field(default=())
+
+
+def installed_entry_points() -> list[tuple[str, str, EntryPoint]]:
+    """``(distribution, version, entry point)`` for the group, sorted and de-duplicated by distribution.
+
+    A distribution seen twice on ``sys.path`` counts once: the first one wins, as for imports.
+    """
+    seen: dict[str, tuple[str, str, list[EntryPoint]]] = {}
+    for dist in distributions():
+        name = dist.metadata["Name"] or "?"
+        key = name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        eps = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        seen[key] = (name, dist.version, eps)
+    return sorted(
+        ((name, version, ep) for name, version, eps in seen.values() for ep in eps),
+        key=lambda item: (item[0].lower(), item[2].name),
+    )
+
+
+def discover(on_broken: str | None = None) -> Discovery:
+    """Load every installed source package; raise on a broken one unless ``on_broken == "warn"``."""
+    mode = (on_broken or os.environ.get("OSO_ON_BROKEN_SOURCE") or "fail").lower()
+    if mode not in ("fail", "warn"):
+        raise ConfigurationError(f"OSO_ON_BROKEN_SOURCE={mode!r} is not supported: use 'fail' or 'warn'.")
+    packages: list[SourcePackage] = []
+    errors: list[SourcePackageError] = []
+    owners: dict[str, str] = {}
+    for dist_name, version, ep in installed_entry_points():
+        try:
+            package = _load(dist_name, version, ep)
+            for source in package.sources:
+                if source.name in owners:
+                    raise SourcePackageError(
+                        f"{_where(dist_name, ep)} defines source {source.name!r}, which {owners[source.name]} "
+                        "already defines. Source names must be unique: rename one (its sql_assets name) or "
+                        "uninstall one of the packages."
+                    )
+            for source in package.sources:
+                owners[source.name] = f"distribution {dist_name!r}"
+            packages.append(package)
+        except SourcePackageError as exc:
+            if mode == "fail":
+                raise
+            errors.append(exc)
+    return Discovery(packages=tuple(packages), errors=tuple(errors))
+
+
+def _where(dist_name: str, ep: EntryPoint) -> str:
+    return f"Source package {dist_name!r} (entry point {ep.name} = {ep.value!r} in group {ENTRY_POINT_GROUP!r})"
+
+
+def _load(dist_name: str, version: str, ep: EntryPoint) -> SourcePackage:
+    where = _where(dist_name, ep)
+    try:
+        loaded = ep.load()
+    except Exception as exc:
+        raise SourcePackageError(
+            f"{where} failed to import: {type(exc).__name__}: {exc}. Fix the package (run its own tests) or "
+            f"uninstall it with `pip uninstall {dist_name}`."
+        ) from exc
+    assets = _collect_assets(loaded)
+    sources = tuple(s for s in (source_of(a) for a in assets) if s is not None)
+    if not sources:
+        raise SourcePackageError(
+            f"{where} provides no sql_assets(...) object (got {type(loaded).__name__}). The entry point must name "
+            "a module that defines `x = sql_assets(...)` at top level, or such an object itself."
+        )
+    return SourcePackage(
+        distribution=dist_name,
+        version=version,
+        entry_point=f"{ep.name} = {ep.value}",
+        assets=assets,
+        sources=sources,
+        dbt_dir=_dbt_dir(ep),
+    )
+
+
+def _collect_assets(loaded: object) -> tuple[AssetsDefinition, ...]:
+    if isinstance(loaded, types.ModuleType):
+        candidates: Iterable[object] = vars(loaded).values()
+    elif isinstance(loaded, (list, tuple)):
+        candidates = loaded
+    else:
+        candidates = [loaded]
+    found: list[AssetsDefinition] = []
+    for obj in candidates:
+        items = obj if isinstance(obj, (list, tuple)) else [obj]
+        found.extend(a for a in items if isinstance(a, AssetsDefinition) and source_of(a) is not None)
+    unique = {id(a): a for a in found}
+    return tuple(unique.values())
+
+
+def _dbt_dir(ep: EntryPoint) -> Path | None:
+    """``<top-level package>/dbt`` if it holds a dbt project."""
+    top = ep.module.split(".")[0]
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "dbt"
+        if (candidate / "dbt_project.yml").is_file():
+            return candidate.resolve()
+    return None
