@@ -1,0 +1,136 @@
+"""Pre-flight checks of a source against its live database, used by ``oso-sources check``.
+
+Each check yields a :class:`Finding`; nothing here writes to the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from oso_dagster.database import check_connection, create_source_engine, describe, reflect_table
+from oso_dagster.errors import OsoDagsterError
+from oso_dagster.factories.config import TableConfig
+from oso_dagster.factories.sql import SqlSource
+from oso_dagster.settings import Settings
+from oso_dagster.utils.redact import scrub
+from oso_dagster.utils.secrets import resolver_from_settings
+
+Level = Literal["ok", "warn", "error"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    subject: str
+    message: str
+
+
+def check_source(source: SqlSource, settings: Settings | None = None) -> Iterator[Finding]:
+    """Secret, connection, tables, keys, cursor indexes and privileges of one source."""
+    settings = settings or Settings.from_env()
+    try:
+        url = resolver_from_settings(settings).resolve(source.secret).reveal()
+    except OsoDagsterError as exc:
+        yield Finding("error", "secret", str(exc))
+        return
+    yield Finding("ok", "secret", f"{source.secret.group_name}/{source.secret.key} resolves")
+    try:
+        engine = create_source_engine(url)
+        check_connection(engine)
+    except OsoDagsterError as exc:
+        yield Finding("error", "connection", scrub(str(exc), [url]))
+        return
+    yield Finding("ok", "connection", f"connected to {describe(engine)}")
+    try:
+        for config in source.tables:
+            yield from _check_table(engine, config)
+        yield from _check_write_access(engine, source)
+    finally:
+        engine.dispose()
+
+
+def _check_table(engine: Engine, config: TableConfig) -> Iterator[Finding]:
+    subject = config.qualified_name
+    try:
+        table = reflect_table(engine, config.table, config.schema)
+    except OsoDagsterError as exc:
+        yield Finding("error", subject, str(exc))
+        return
+    columns = {c.name for c in table.columns}
+    primary_key = config.primary_key or tuple(c.name for c in table.primary_key.columns)
+    missing_pk = [c for c in (config.primary_key or ()) if c not in columns]
+    if missing_pk:
+        yield Finding("error", subject, f"primary_key column(s) {missing_pk} do not exist")
+    elif config.write_disposition == "merge" and not primary_key:
+        yield Finding("error", subject, "incremental but has no primary key: set 'primary_key' in its entry")
+    cursor = config.cursor_column
+    if cursor:
+        if cursor not in columns:
+            yield Finding("error", subject, f"cursor column {cursor!r} does not exist; columns: {sorted(columns)}")
+            return
+        if not _is_indexed(engine, table, cursor):
+            yield Finding(
+                "warn",
+                subject,
+                f"cursor column {cursor!r} has no index starting with it: every incremental read scans the "
+                f"whole table. Consider CREATE INDEX ON {subject} ({cursor}).",
+            )
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).all()
+    except Exception as exc:
+        yield Finding("error", subject, f"cannot read rows: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return
+    mode = f"incremental on {cursor!r}" if cursor else "full refresh"
+    yield Finding("ok", subject, f"readable, {len(columns)} columns, key {list(primary_key) or 'none'}, {mode}")
+
+
+def _is_indexed(engine: Engine, table: sa.Table, column: str) -> bool:
+    inspector = sa.inspect(engine)
+    indexes = inspector.get_indexes(table.name, schema=table.schema)
+    leading = [ix["column_names"][0] for ix in indexes if ix.get("column_names")]
+    pk = [c.name for c in table.primary_key.columns]
+    return column in leading or (bool(pk) and pk[0] == column)
+
+
+def _check_write_access(engine: Engine, source: SqlSource) -> Iterator[Finding]:
+    """Warn when the credential could modify the source: replication needs only SELECT."""
+    dialect = engine.dialect.name
+    writable: list[str] = []
+    try:
+        with engine.connect() as conn:
+            if dialect == "postgresql":
+                for config in source.tables:
+                    name = f'"{config.schema}"."{config.table}"' if config.schema else f'"{config.table}"'
+                    can = conn.execute(
+                        sa.text("SELECT has_table_privilege(current_user, :t, 'INSERT,UPDATE,DELETE,TRUNCATE')"),
+                        {"t": name},
+                    ).scalar()
+                    if can:
+                        writable.append(config.qualified_name)
+            elif dialect in ("mysql", "mariadb"):
+                grants = " ".join(str(row[0]).upper() for row in conn.execute(sa.text("SHOW GRANTS")))
+                if any(word in grants for word in ("ALL PRIVILEGES", "INSERT", "UPDATE", "DELETE")):
+                    writable.append("(database grants)")
+            elif dialect == "sqlite":
+                import os
+
+                path = engine.url.database or ""
+                if path and os.access(path, os.W_OK):
+                    writable.append(path)
+    except Exception as exc:
+        yield Finding("warn", "privileges", f"could not check write privileges: {type(exc).__name__}")
+        return
+    if writable:
+        yield Finding(
+            "warn",
+            "privileges",
+            f"the credential can write to {', '.join(writable)}; replication only reads: use a read-only user.",
+        )
+    else:
+        yield Finding("ok", "privileges", "the credential is read-only for the replicated tables")

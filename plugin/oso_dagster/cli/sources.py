@@ -1,0 +1,72 @@
+"""``oso-sources``: list installed source packages and check them against their databases."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from oso_dagster.checks import check_source
+from oso_dagster.discovery import discover
+from oso_dagster.errors import OsoDagsterError
+
+_MARK = {"ok": "ok  ", "warn": "WARN", "error": "FAIL"}
+
+
+@click.group(
+    epilog="Examples:\n\n  oso-sources list\n\n  oso-sources check mydb",
+)
+def main() -> None:
+    """Inspect the source packages installed in this environment."""
+
+
+@main.command("list")
+def list_sources() -> None:
+    """Show discovered sources, their tables, incremental columns and package versions.
+
+    Exits 1 when an installed source package is broken (it is listed with the reason).
+    """
+    try:
+        found = discover(on_broken="warn")
+    except OsoDagsterError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not found.packages and not found.errors:
+        click.echo("No source packages installed. Create one with `oso-new-source NAME` and pip install it.")
+    for package in found.packages:
+        for source in package.sources:
+            click.echo(f"{source.name}  ({package.distribution} {package.version}; dbt models: "
+                       f"{'yes' if package.dbt_dir else 'no'}; secret {source.secret.group_name}/{source.secret.key})")
+            for table in source.tables:
+                mode = f"incremental on {table.cursor_column}" if table.cursor_column else "full refresh"
+                click.echo(f"  {table.qualified_name:<40} -> {source.name}.{table.landing_name:<30} {mode}")
+    for error in found.errors:
+        click.echo(f"BROKEN: {error}", err=True)
+    if found.errors:
+        sys.exit(1)
+
+
+@main.command("check")
+@click.argument("name", required=False)
+def check(name: str | None) -> None:
+    """Check that each source's secret resolves, its database answers and its tables are as configured.
+
+    Exits 0 when everything passed (warnings allowed), 1 when a check failed, 2 for an unknown NAME.
+    """
+    try:
+        found = discover()
+    except OsoDagsterError as exc:
+        raise click.ClickException(str(exc)) from None
+    sources = [s for p in found.packages for s in p.sources]
+    if name is not None:
+        sources = [s for s in sources if s.name == name]
+        if not sources:
+            known = ", ".join(sorted(s.name for p in found.packages for s in p.sources)) or "none installed"
+            click.echo(f"Error: no source named {name!r} (installed: {known}).", err=True)
+            sys.exit(2)
+    failed = False
+    for source in sources:
+        click.echo(f"{source.name}:")
+        for finding in check_source(source):
+            failed |= finding.level == "error"
+            click.echo(f"  {_MARK[finding.level]} {finding.subject}: {finding.message}")
+    sys.exit(1 if failed else 0)
