@@ -28,9 +28,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def demo(session: nox.Session) -> None:
-    """Generate a sample SQLite database, scaffold oso-source-demo from it, replicate and stage it twice."""
+    """Sample SQLite database -> oso-source-demo scaffolded from it -> replicated into DuckDB and staged, twice."""
     session.install("-e", ".")
-    session.run("python", "-m", "oso_dagster.demo", *session.posargs)
+    session.run("python", "-m", "oso_dagster.demo", "prepare")
+    session.install("--force-reinstall", "--no-deps", "./oso-demo/oso-source-demo")
+    session.run("python", "-m", "oso_dagster.demo", "run")
 
 
 @nox.session(python=PYTHON, default=False)
