@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import BIN, env_with, install, load_graph, write_package
+from code_location.helpers import BIN, env_with, install, load_graph, write_package
 
 GOOD = """
 from oso_dagster.factories.sql import sql_assets
