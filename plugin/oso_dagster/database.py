@@ -1,4 +1,4 @@
-"""Connecting to and reflecting source databases, shared by replication, ``oso-sources check`` and the template.
+"""Connecting to and reflecting source databases: shared by replication, ``oso-sources check``, the template.
 
 Every error leaving this module is an :class:`~oso_dagster.errors.OsoDagsterError` whose message names
 the table or host and never contains the password.
@@ -32,7 +32,12 @@ _TRANSIENT_HINTS = (
     "the database system is starting up",
     "the database system is shutting down",
 )
-_AUTH_HINTS = ("password authentication failed", "access denied", "authentication failed", "no password supplied")
+_AUTH_HINTS = (
+    "password authentication failed",
+    "access denied",
+    "authentication failed",
+    "no password supplied",
+)
 
 
 def create_source_engine(url: str) -> Engine:
@@ -49,14 +54,28 @@ def create_source_engine(url: str) -> Engine:
         if driver and importlib.util.find_spec("MySQLdb") is None:
             parsed = parsed.set(drivername=f"{parsed.drivername}+{driver}")
     try:
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
     except NoSuchModuleError:
         raise ConfigurationError(
             f"No SQLAlchemy dialect is installed for {parsed.drivername!r} (from {mask_url(url)!r}): "
             "install the dialect's package next to oso-dagster."
         ) from None
     except Exception as exc:
-        raise ConfigurationError(f"Cannot use connection string {mask_url(url)!r}: {scrub(str(exc), [url])}") from None
+        raise ConfigurationError(
+            f"Cannot use connection string {mask_url(url)!r}: {scrub(str(exc), [url])}"
+        ) from None
+    if engine.dialect.name in ("mysql", "mariadb"):
+        sa.event.listen(engine, "connect", _mysql_session_in_utc)
+    return engine
+
+
+def _mysql_session_in_utc(dbapi_connection: object, _record: object) -> None:
+    """MySQL TIMESTAMPs are instants shown in the session time zone; read them in UTC so they land exact."""
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    try:
+        cursor.execute("SET time_zone = '+00:00'")
+    finally:
+        cursor.close()
 
 
 def describe(engine: Engine) -> str:
@@ -68,13 +87,14 @@ def database_error(exc: BaseException, engine: Engine, doing: str) -> SourceData
     """Turn a driver error into one of ours: transient (retry) or permanent, with the password scrubbed."""
     secret = engine.url.render_as_string(hide_password=False)
     original = getattr(exc, "orig", None) or exc
-    message = scrub(str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__,
-                    [secret, engine.url.password or ""])
+    first_line = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    message = scrub(first_line, [secret, engine.url.password or ""])
     text = message.lower()
     where = describe(engine)
     if any(hint in text for hint in _AUTH_HINTS):
         return SourceDatabaseError(
-            f"Login to {where} was refused while {doing}: {message}. Check the user and password in the secret."
+            f"Login to {where} was refused while {doing}: {message}. "
+            "Check the user and password in the secret."
         )
     if isinstance(exc, OperationalError) and any(hint in text for hint in _TRANSIENT_HINTS):
         return TransientSourceError(
@@ -104,7 +124,10 @@ def reflect_table(engine: Engine, table: str, schema: str | None = None) -> sa.T
     """Reflect one table; a missing one raises an error naming it and the closest existing names."""
     where = f"{schema}.{table}" if schema else table
     try:
-        return sa.Table(table, sa.MetaData(schema=schema), autoload_with=engine, resolve_fks=False)
+        reflected = sa.Table(table, sa.MetaData(schema=schema), autoload_with=engine, resolve_fks=False)
+        if engine.dialect.name == "postgresql":
+            _restore_domain_precision(engine, reflected)
+        return reflected
     except NoSuchTableError:
         existing = list_tables(engine, schema)
         close = difflib.get_close_matches(table, existing, n=3) or difflib.get_close_matches(
@@ -117,3 +140,23 @@ def reflect_table(engine: Engine, table: str, schema: str | None = None) -> sa.T
         ) from None
     except Exception as exc:
         raise database_error(exc, engine, f"reading the definition of table {where!r}") from None
+
+
+def _restore_domain_precision(engine: Engine, table: sa.Table) -> None:
+    """SQLAlchemy reflects a domain over ``numeric(10,2)`` as plain ``NUMERIC``, which would land as text;
+    take precision and scale from ``information_schema`` so it lands as the decimal it is."""
+    domains = [c for c in table.columns if type(c.type).__name__ == "DOMAIN"]
+    if not any(isinstance(getattr(c.type, "data_type", None), sa.Numeric) for c in domains):
+        return
+    query = sa.text(
+        "SELECT column_name, numeric_precision, numeric_scale FROM information_schema.columns "
+        "WHERE table_schema = COALESCE(:schema, current_schema()) AND table_name = :table"
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query, {"schema": table.schema, "table": table.name}).all()
+    precision = {name: (p, s) for name, p, s in rows}
+    for column in domains:
+        base = getattr(column.type, "data_type", None)
+        p, s = precision.get(column.name, (None, None))
+        if isinstance(base, sa.Numeric) and not isinstance(base, sa.Float) and p is not None:
+            column.type = sa.Numeric(p, s or 0)

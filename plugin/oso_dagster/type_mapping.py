@@ -40,7 +40,19 @@ def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEng
         if isinstance(t, sqltypes.Time):
             return sa.Text()  # MySQL TIME is a duration (-838:59:59..838:59:59), not a time of day
         if name == "BIT":
-            return sa.BigInteger()
+            # BIT(64) reaches 2**64-1; CAST AS SIGNED would wrap it to -1
+            return sa.Numeric(20, 0) if (getattr(t, "length", None) or 1) > 63 else sa.BigInteger()
+        if isinstance(t, sqltypes.Float):
+            # the text protocol prints FLOAT with 6 digits and DOUBLE may reflect as decimal:
+            # CAST AS DOUBLE sends the exact binary value
+            return sa.Double(asdecimal=False)
+    if dialect == "postgresql":
+        if isinstance(t, sqltypes.REAL):
+            # float4 travels as shortest text ('3.4028235e+38'), which parses to a different double;
+            # float8 of it is the exact value
+            return sa.Double(asdecimal=False)
+        if isinstance(t, sqltypes.Time) and t.timezone:
+            return sa.Text()  # time with time zone: the offset has no warehouse type
     if isinstance(t, sqltypes.Float):
         return None
     if isinstance(t, sqltypes.Numeric):
@@ -56,7 +68,14 @@ def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEng
 
 def dlt_type(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEngine:
     """The SQLAlchemy type dlt should derive the warehouse column from (after :func:`source_cast`)."""
-    return source_cast(sql_type, dialect) or _unwrap(sql_type)
+    cast = source_cast(sql_type, dialect)
+    if cast is not None:
+        return cast
+    t = _unwrap(sql_type)
+    if dialect in ("mysql", "mariadb") and type(t).__name__.upper() == "TIMESTAMP":
+        # a MySQL TIMESTAMP is an instant; the session reads it in UTC (see database.create_source_engine)
+        return sa.DateTime(timezone=True)
+    return t
 
 
 def _is_native(t: sqltypes.TypeEngine) -> bool:
@@ -85,7 +104,7 @@ def connectorx_reads_exactly(columns: Iterable[sa.Column], dialect: str) -> bool
         return False
     for column in columns:
         t = dlt_type(column.type, dialect)
-        if isinstance(t, sqltypes.Enum) or isinstance(t, (sqltypes.JSON, sqltypes.ARRAY)):
+        if isinstance(t, (sqltypes.Enum, sqltypes.JSON, sqltypes.ARRAY)):
             return False
         if isinstance(t, sqltypes.Float):
             continue
