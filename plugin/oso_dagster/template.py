@@ -278,12 +278,11 @@ def _render_table(source_name: str, schema: str | None, spec: TableSpec) -> dict
     }
 
 
-def answers_record(cookiecutter: Mapping[str, Any], *, with_slug: bool = False) -> dict[str, Any]:
+def answers_record(cookiecutter: Mapping[str, Any]) -> dict[str, Any]:
     """What ``.oso-source.json`` records: the answers and template version, never a URL or secret."""
     from oso_dagster import __version__
 
-    extra = {"project_slug": cookiecutter["project_slug"]} if with_slug else {}
-    return extra | {
+    return {
         "template_version": __version__,
         "source_name": cookiecutter["source_name"],
         "secret_group": cookiecutter["secret_group"],
@@ -306,6 +305,25 @@ def render_table_files(environment: Environment, cookiecutter: Mapping[str, Any]
         text = template.render(cookiecutter=cookiecutter, table=table)
         files[f"{staging}/{table['model_name']}.sql"] = text.rstrip("\n") + "\n"
     return payload(files)
+
+
+def problems(cookiecutter: Mapping[str, Any]) -> list[str]:
+    """Why these answers cannot make a package (empty when they can); the pre-generate hook reports them."""
+    found = []
+    try:
+        spec = SourceSpec(
+            name=str(cookiecutter["source_name"]),
+            secret_group=str(cookiecutter["secret_group"]),
+            secret_key=str(cookiecutter["secret_key"]),
+            tables=[TableSpec(name=t["name"], cursor=t["cursor"]) for t in render_tables(cookiecutter)],
+        )
+        spec.validate()
+        if cookiecutter["project_slug"] != spec.project_slug:
+            wrong = cookiecutter["project_slug"]
+            found.append(f"the folder must be named {spec.project_slug!r}, not {wrong!r}.")
+    except TemplateError as exc:
+        found.append(str(exc))
+    return found
 
 
 def secret_env_var(group: str, key: str) -> str:
@@ -332,6 +350,7 @@ class OsoExtension(Extension):
             oso_tables=render_tables,
             oso_answers=answers_record,
             oso_payload=payload,
+            oso_problems=problems,
             oso_table_files=functools.partial(render_table_files, environment),
             oso_version=__version__,
             secret_env_var=secret_env_var,
