@@ -60,10 +60,7 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 def install_all(packages: list[Path], target: Path) -> None:
     uv = shutil.which("uv")
-    if uv:
-        base = [uv, "pip", "install", "--python", sys.executable]
-    else:
-        base = [sys.executable, "-m", "pip", "install", "-q"]
+    base = [uv, "pip", "install", "--python", sys.executable] if uv else [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run([*base, "--no-deps", "--target", str(target), *map(str, packages)], check=True,
                    capture_output=True)
 
@@ -108,8 +105,8 @@ def main() -> None:
     bare_s, warm_s = statistics.median(bare), statistics.median(warm)
     total_tables = args.packages * args.tables
     print(f"\n{args.packages} packages x {args.tables} tables = {total_tables} tables, {assets} assets\n")
-    print(f"| load | seconds | ratio to bare import | target |")
-    print(f"| --- | ---: | ---: | --- |")
+    print("| load | seconds | ratio to bare import | target |")
+    print("| --- | ---: | ---: | --- |")
     print(f"| bare `import dagster, dagster_dbt, dagster_dlt` | {bare_s:.2f} | 1.00 | |")
     print(f"| cold (empty OSO_HOME: dbt deps + parse) | {cold:.2f} | {cold / bare_s:.2f} | <= 15 s at 500 tables |")
     print(f"| warm (manifest reused) | {warm_s:.2f} | {warm_s / bare_s:.2f} | <= 2x bare |")

@@ -173,17 +173,32 @@ def run(paths: DemoPaths) -> None:
             _say(started, "added 2,500 events, changed 1 event and 10 product prices in the source")
         _say(started, f"{label}: replicating {SOURCE}/* and building staging models ...")
         run_started = time.monotonic()
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
-             "-m", "oso_dagster.definitions", "--select", "*"],
-            env=paths.env(), capture_output=True, text=True, check=False,
-        )
-        if result.returncode != 0:
-            click.echo(result.stdout[-4000:] + result.stderr[-4000:], err=True)
+        if not _materialize_all(paths, started):
             raise click.ClickException(f"{label} failed; the Dagster output is above.")
         summaries.append((label, time.monotonic() - run_started, _rows_loaded(paths)))
         _say(started, f"{label} done in {summaries[-1][1]:.1f}s")
     _print_summary(paths, summaries)
+
+
+_PROGRESS = ("STEP_START", "ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION", "STEP_SUCCESS", "STEP_FAILURE")
+
+
+def _materialize_all(paths: DemoPaths, started: float) -> bool:
+    """Run ``dagster asset materialize --select '*'``, echoing its progress lines; keep the rest for errors."""
+    command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
+               "-m", "oso_dagster.definitions", "--select", "*"]
+    lines: list[str] = []
+    with subprocess.Popen(command, env=paths.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            event = next((e for e in _PROGRESS if f" - {e} - " in line), None)
+            if event:
+                _say(started, "  " + line.split(f" - {event} - ", 1)[1].strip()[:150])
+    if process.returncode != 0:
+        click.echo("".join(lines[-80:]), err=True)
+    return process.returncode == 0
 
 
 def _rows_loaded(paths: DemoPaths) -> dict[str, int]:
@@ -207,7 +222,7 @@ def _print_summary(paths: DemoPaths, summaries: list[tuple[str, float, dict[str,
     warehouse = paths.oso_home / "warehouse.duckdb"
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         staged = {
-            t: conn.execute(f"SELECT count(*) FROM staging.stg_{SOURCE}__{t}").fetchone()[0]  # noqa: S608
+            t: conn.execute(f"SELECT count(*) FROM staging.stg_{SOURCE}__{t}").fetchone()[0]
             for t in ("events", "products", "users")
         }
     click.echo("\nsync                        seconds  rows loaded (events / products / users)")

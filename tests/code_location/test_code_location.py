@@ -12,8 +12,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import run_sql
+
 from code_location.helpers import BIN, env_with, install, load_graph, materialize, scaffold
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

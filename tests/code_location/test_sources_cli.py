@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import run_sql
+
 from code_location.helpers import BIN, env_with, install, write_package
 
 ASSETS = """

@@ -12,11 +12,11 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, multi_asset
 
+from oso_dagster.errors import ConfigurationError
 from oso_dagster.factories.config import SourceOptions, TableConfig, parse_tables
 from oso_dagster.factories.translator import table_asset_spec
 from oso_dagster.settings import Settings
 from oso_dagster.utils.secrets import SecretReference
-from oso_dagster.errors import ConfigurationError
 
 
 @dataclass(frozen=True)

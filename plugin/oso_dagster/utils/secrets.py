@@ -174,7 +174,9 @@ def resolver_from_settings(settings: Settings | None = None) -> SecretResolver:
         return FileSecretResolver(settings.secrets_file)
     if settings.secrets_backend == "gcp":
         if not settings.gcp_secrets_project:
-            raise ConfigurationError("OSO_SECRETS=gcp needs OSO_GCP_SECRETS_PROJECT set to the project that holds them.")
+            raise ConfigurationError(
+                "OSO_SECRETS=gcp needs OSO_GCP_SECRETS_PROJECT set to the project that holds them."
+            )
         return GCPSecretManagerResolver(settings.gcp_secrets_project, settings.gcp_secrets_prefix)
     return EnvSecretResolver()
 
