@@ -1,0 +1,68 @@
+"""``sql_assets`` arguments are checked at definitions load, with errors that name the entry and the fix."""
+
+from __future__ import annotations
+
+import pytest
+from dlt.sources import incremental
+from oso_dagster import SecretReference, sql_assets
+from oso_dagster.errors import ConfigurationError
+from oso_dagster.factories.config import SourceOptions, parse_tables
+
+REF = SecretReference(group_name="db", key="url")
+
+
+def _parse(tables: object, **options: object) -> list:
+    return parse_tables("db", tables, SourceOptions.parse("db", options))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        ([], "non-empty list"),
+        ("users", "non-empty list"),
+        (["users"], "must be a dict"),
+        ([{"name": "users"}], "unknown key"),
+        ([{"table": ""}], "needs 'table'"),
+        ([{"table": "t", "incremental": "updated_at"}], "dlt.sources.incremental"),
+        ([{"table": "t", "incremental": incremental("a.b")}], "one column name"),
+        ([{"table": "t", "primary_key": []}], "primary_key must be"),
+        ([{"table": "t", "write_disposition": "upsert"}], "write_disposition must be one of"),
+        ([{"table": "t", "backend": "turbo"}], "backend 'turbo' is unknown"),
+        ([{"table": "t", "chunk_size": -5}], "chunk_size"),
+        ([{"table": "t", "chunk_size": "big"}], "chunk_size"),
+        ([{"table": "Users"}, {"table": "users"}], "both land as 'users'"),
+    ],
+)
+def test_bad_tables_are_named(tables: object, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        _parse(tables)
+
+
+def test_bad_source_options() -> None:
+    with pytest.raises(ConfigurationError, match="unknown option"):
+        _parse([{"table": "t"}], turbo=True)
+    with pytest.raises(ConfigurationError, match="concurrency"):
+        _parse([{"table": "t"}], concurrency=0)
+
+
+def test_defaults_and_overrides() -> None:
+    events, users = _parse(
+        [{"table": "Events", "incremental": incremental("time"), "primary_key": "id"}, {"table": "users"}],
+        chunk_size=5000,
+    )
+    assert events.write_disposition == "merge"
+    assert events.primary_key == ("id",)
+    assert events.landing_name == "events"
+    assert events.chunk_size == 5000
+    assert users.write_disposition == "replace"
+    assert users.backend == "auto"
+
+
+def test_sql_assets_rejects_a_plain_string_secret() -> None:
+    with pytest.raises(ConfigurationError, match="SecretReference"):
+        sql_assets("db", "postgresql://u:p@h/db", [{"table": "t"}])  # type: ignore[arg-type]
+
+
+def test_sql_assets_rejects_bad_source_name() -> None:
+    with pytest.raises(ConfigurationError, match="cannot name a source"):
+        sql_assets("Bad-Name", REF, [{"table": "t"}])
