@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import dlt
@@ -27,8 +28,10 @@ def make_destination(settings: Settings) -> Destination:
         return dlt.destinations.bigquery(**kwargs)  # ADC when no credentials are given
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     # insert-from-staging: a full refresh loads into a staging schema, then swaps rows in one
-    # transaction, so readers never see an empty table mid-load.
-    return dlt.destinations.duckdb(credentials=str(settings.duckdb_path), replace_strategy="insert-from-staging")
+    # transaction, so readers never see an empty table mid-load and a failed load leaves the old rows.
+    return dlt.destinations.duckdb(
+        credentials=str(settings.duckdb_path), replace_strategy="insert-from-staging"
+    )
 
 
 def make_pipeline(settings: Settings, source_name: str) -> dlt.Pipeline:
@@ -55,3 +58,22 @@ def warehouse_write_lock(settings: Settings) -> Iterator[None]:
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(settings.duckdb_path) + ".lock"):
         yield
+
+
+# Load files are written once, read once by the local loader and then deleted: compressing them costs
+# about a third of the extract step (measured in bench/replicate.py) and saves nothing worth having.
+# BigQuery uploads the files, so there compression pays for itself.
+_LOCAL_WRITER_SETTINGS = {"DATA_WRITER__COMPRESSION": "none"}
+
+
+@contextlib.contextmanager
+def writer_settings(settings: Settings) -> Iterator[None]:
+    """dlt reads its writer settings from the environment; set ours for one run unless the user set them."""
+    chosen = _LOCAL_WRITER_SETTINGS if settings.destination == "duckdb" else {}
+    added = {name: value for name, value in chosen.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)

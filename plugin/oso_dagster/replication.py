@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from oso_dagster import type_mapping
 from oso_dagster.database import create_source_engine, database_error, reflect_table
-from oso_dagster.destinations import make_pipeline, warehouse_write_lock
+from oso_dagster.destinations import make_pipeline, warehouse_write_lock, writer_settings
 from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError, TransientSourceError
 from oso_dagster.factories.config import TableConfig
 from oso_dagster.factories.sql import SqlSource
@@ -98,7 +98,11 @@ def _replicate(
     file_format = "jsonl" if destination == "bigquery" and any(
         type_mapping.has_nested(p.table.columns, engine.dialect.name) for p in plans
     ) else "parquet"
-    with warehouse_write_lock(settings), _extract_workers(source.options.concurrency):
+    with (
+        warehouse_write_lock(settings),
+        _extract_workers(source.options.concurrency),
+        writer_settings(settings),
+    ):
         results = list(
             DagsterDltResource().run(
                 context=context,
