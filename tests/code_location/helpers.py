@@ -17,11 +17,11 @@ def install(package_dir: Path, target: Path) -> None:
     """``pip install --no-deps --target`` (uv when available): a real install, kept out of the test venv."""
     uv = shutil.which("uv")
     if uv:
-        command = [uv, "pip", "install", "--python", sys.executable, "--no-deps", "--target", str(target),
-                   str(package_dir)]
+        command = [uv, "pip", "install", "--python", sys.executable, "--no-deps", "--no-build-isolation",
+                   "--target", str(target), str(package_dir)]
     else:
-        command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-                   str(package_dir)]
+        command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                   "--target", str(target), str(package_dir)]
     subprocess.run(command, check=True, capture_output=True)
 
 
