@@ -61,6 +61,7 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
 def install_all(packages: list[Path], target: Path) -> None:
     uv = shutil.which("uv")
     base = [uv, "pip", "install", "--python", sys.executable] if uv else [sys.executable, "-m", "pip", "install", "-q"]
+    base.append("--no-build-isolation")
     subprocess.run([*base, "--no-deps", "--target", str(target), *map(str, packages)], check=True,
                    capture_output=True)
 

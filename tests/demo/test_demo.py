@@ -6,7 +6,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from oso_dagster import demo
 
 pytestmark = pytest.mark.slow
