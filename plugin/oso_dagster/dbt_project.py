@@ -64,17 +64,9 @@ def fingerprint(settings: Settings, packages: Sequence[SourcePackage]) -> str:
 def profiles(settings: Settings) -> dict[str, Any]:
     """The dbt profile, selected by the same ``OSO_DESTINATION`` as replication."""
     if settings.destination == "bigquery":
-        output: dict[str, Any] = {
-            "type": "bigquery",
-            "schema": f"{settings.dataset_prefix}{STAGING_SCHEMA}",
-            "location": settings.bigquery_location,
-            "threads": 4,
-            "method": "service-account" if settings.bigquery_keyfile else "oauth",
-        }
-        if settings.bigquery_project:
-            output["project"] = settings.bigquery_project
-        if settings.bigquery_keyfile:
-            output["keyfile"] = str(settings.bigquery_keyfile)
+        from oso_dagster.bigquery import bigquery_profile_output
+
+        output = bigquery_profile_output(settings, f"{settings.dataset_prefix}{STAGING_SCHEMA}")
         return {PROFILE_NAME: {"target": "bigquery", "outputs": {"bigquery": output}}}
     return {
         PROFILE_NAME: {

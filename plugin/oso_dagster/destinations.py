@@ -20,12 +20,9 @@ def pipeline_name(source_name: str) -> str:
 
 def make_destination(settings: Settings) -> Destination:
     if settings.destination == "bigquery":
-        kwargs: dict[str, object] = {"location": settings.bigquery_location}
-        if settings.bigquery_keyfile is not None:
-            kwargs["credentials"] = settings.bigquery_keyfile.read_text(encoding="utf-8")
-        elif settings.bigquery_project:
-            kwargs["project_id"] = settings.bigquery_project
-        return dlt.destinations.bigquery(**kwargs)  # ADC when no credentials are given
+        from oso_dagster.bigquery import bigquery_destination
+
+        return bigquery_destination(settings)
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     # insert-from-staging: a full refresh loads into a staging schema, then swaps rows in one
     # transaction, so readers never see an empty table mid-load and a failed load leaves the old rows.
