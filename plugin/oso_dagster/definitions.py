@@ -6,8 +6,16 @@ no database and resolves no secret; that happens when a run starts.
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor, multiprocess_executor
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    Definitions,
+    ScheduleDefinition,
+    in_process_executor,
+    multiprocess_executor,
+)
 
+from oso_dagster.asset_checks import freshness_checks, freshness_sensor, row_count_checks
 from oso_dagster.dbt_assets import DBT_RESOURCE_KEY, build_staging_assets, dbt_resource
 from oso_dagster.dbt_project import prepare
 from oso_dagster.discovery import Discovery, discover
@@ -19,6 +27,10 @@ def build_definitions(settings: Settings | None = None, discovery: Discovery | N
     settings = settings or Settings.from_env()
     discovery = discovery or discover()
     assets = [a for package in discovery.packages for a in package.assets]
+    sources = [s for package in discovery.packages for s in package.sources]
+    fresh = [check for source in sources for check in freshness_checks(source)]
+    counts = [check for source in sources if (check := row_count_checks(source)) is not None]
+    sensor = freshness_sensor(fresh)
     resources = {}
     manifest = prepare(settings, discovery.packages)
     if manifest is not None:
@@ -27,7 +39,30 @@ def build_definitions(settings: Settings | None = None, discovery: Discovery | N
     # DuckDB takes one writer per file, so local runs execute their steps one after another in one
     # process (no per-step interpreter start-up either); BigQuery runs steps in parallel processes.
     executor = in_process_executor if settings.destination == "duckdb" else multiprocess_executor
-    return Definitions(assets=assets, resources=resources, executor=executor)
+    return Definitions(
+        assets=assets,
+        asset_checks=[*fresh, *counts],
+        schedules=[sync_schedule(source.name, source.options.schedule, settings) for source in sources
+                   if source.options.schedule],
+        sensors=[sensor] if sensor else [],
+        resources=resources,
+        executor=executor,
+    )
+
+
+def sync_schedule(name: str, cron: str, settings: Settings) -> ScheduleDefinition:
+    """One schedule per source: replicate its tables, then build its staging models (the same group).
+
+    Stopped by default, as Dagster schedules are; ``OSO_SCHEDULES=running`` starts them all.
+    """
+    status = DefaultScheduleStatus.RUNNING if settings.schedules_running else DefaultScheduleStatus.STOPPED
+    return ScheduleDefinition(
+        name=f"sync_{name}",
+        cron_schedule=cron,
+        target=AssetSelection.groups(name),
+        default_status=status,
+        description=f"Replicate source `{name}` and build its staging models.",
+    )
 
 
 defs = build_definitions()

@@ -66,8 +66,10 @@ def replicate(context: AssetExecutionContext, source: SqlSource) -> Iterator[Mat
     except Exception as exc:
         error = _unwrap_dlt_error(exc)
         if isinstance(error, sa.exc.DBAPIError) and secrets:
-            engine = create_source_engine(secrets[0])
-            raise Failure(description=str(database_error(error, engine, "reading rows")), allow_retries=True) from None
+            classified = database_error(error, create_source_engine(secrets[0]), "reading rows")
+            raise Failure(
+                description=str(classified), allow_retries=isinstance(classified, TransientSourceError)
+            ) from None
         message = scrub(f"{type(error).__name__}: {error}", secrets)
         raise ReplicationError(f"Replicating source {source.name!r} failed: {message}").with_traceback(
             exc.__traceback__

@@ -42,6 +42,8 @@ class Settings:
     """``OSO_BIGQUERY_KEYFILE``: a service-account JSON file; default Application Default Credentials."""
     dataset_prefix: str
     """``OSO_DATASET_PREFIX``: prefix for every source's dataset/schema name. Default empty."""
+    schedules_running: bool = False
+    """``OSO_SCHEDULES``: ``running`` starts every source's schedule by default; default ``stopped``."""
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -70,6 +72,7 @@ class Settings:
             bigquery_location=env.get("OSO_BIGQUERY_LOCATION") or "US",
             bigquery_keyfile=Path(keyfile).expanduser().absolute() if keyfile else None,
             dataset_prefix=env.get("OSO_DATASET_PREFIX") or "",
+            schedules_running=_schedules_running(env.get("OSO_SCHEDULES")),
         )
 
     def dataset_name(self, source_name: str) -> str:
@@ -83,3 +86,10 @@ class Settings:
     @property
     def dbt_dir(self) -> Path:
         return self.home / "dbt"
+
+
+def _schedules_running(value: str | None) -> bool:
+    value = (value or "stopped").strip().lower()
+    if value not in ("running", "stopped"):
+        raise ConfigurationError(f"OSO_SCHEDULES={value!r} is not supported: use 'running' or 'stopped'.")
+    return value == "running"

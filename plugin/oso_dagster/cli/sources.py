@@ -9,6 +9,7 @@ import click
 from oso_dagster.checks import check_source
 from oso_dagster.discovery import discover
 from oso_dagster.errors import OsoDagsterError
+from oso_dagster.health import instance_available, source_health
 
 _MARK = {"ok": "ok  ", "warn": "WARN", "error": "FAIL"}
 
@@ -24,6 +25,7 @@ def main() -> None:
 def list_sources() -> None:
     """Show discovered sources, their tables, incremental columns and package versions.
 
+    With DAGSTER_HOME set, also each table's last successful sync, rows loaded and failing checks.
     Exits 1 when an installed source package is broken (it is listed with the reason).
     """
     try:
@@ -36,9 +38,17 @@ def list_sources() -> None:
         for source in package.sources:
             click.echo(f"{source.name}  ({package.distribution} {package.version}; dbt models: "
                        f"{'yes' if package.dbt_dir else 'no'}; secret {source.secret.group_name}/{source.secret.key})")
+            health = source_health(source) if instance_available() else {}
             for table in source.tables:
                 mode = f"incremental on {table.cursor_column}" if table.cursor_column else "full refresh"
-                click.echo(f"  {table.qualified_name:<40} -> {source.name}.{table.landing_name:<30} {mode}")
+                line = f"  {table.qualified_name:<32} -> {source.name}.{table.landing_name:<28} {mode:<28}"
+                state = health.get(table.landing_name)
+                if state is not None:
+                    synced = state.last_sync.strftime("%Y-%m-%d %H:%M UTC") if state.last_sync else "never synced"
+                    rows = f"{state.rows_loaded:,} rows" if state.rows_loaded is not None else ""
+                    failing = f"FAILING: {', '.join(state.failing_checks)}" if state.failing_checks else ""
+                    line += "  " + "  ".join(part for part in (synced, rows, failing) if part)
+                click.echo(line.rstrip())
     for error in found.errors:
         click.echo(f"BROKEN: {error}", err=True)
     if found.errors:

@@ -16,6 +16,10 @@ WriteDisposition = Literal["merge", "replace", "append"]
 BACKENDS: tuple[str, ...] = ("auto", "connectorx", "pyarrow", "pandas", "sqlalchemy")
 WRITE_DISPOSITIONS: tuple[str, ...] = ("merge", "replace", "append")
 DEFAULT_CHUNK_SIZE = 100_000
+DEFAULT_SCHEDULE = "0 3 * * *"
+DEFAULT_FRESHNESS_HOURS = 26.0
+DEFAULT_ROW_COUNT_TOLERANCE = 0.01
+DEFAULT_RETRIES = 3
 
 
 class TableOptions(TypedDict, total=False):
@@ -35,6 +39,10 @@ class TableOptions(TypedDict, total=False):
     """``auto`` (default) picks connectorx where exact, else pyarrow."""
     chunk_size: int
     """Rows per batch read from the source; bounds memory. Default 100000."""
+    freshness_hours: float
+    """The asset check fails when the last successful load is older than this. Default: the source's."""
+    row_count_tolerance: float
+    """Full-refresh tables: allowed relative difference of source and warehouse row counts. Default 0.01."""
 
 
 TABLE_KEYS = frozenset(TableOptions.__annotations__)
@@ -52,6 +60,8 @@ class TableConfig:
     backend: Backend = "auto"
     chunk_size: int = DEFAULT_CHUNK_SIZE
     landing_name: str = field(default="")
+    freshness_hours: float | None = DEFAULT_FRESHNESS_HOURS
+    row_count_tolerance: float = DEFAULT_ROW_COUNT_TOLERANCE
 
     @property
     def cursor_column(self) -> str | None:
@@ -75,6 +85,14 @@ class SourceOptions:
     backend: Backend = "auto"
     chunk_size: int = DEFAULT_CHUNK_SIZE
     description: str | None = None
+    schedule: str | None = DEFAULT_SCHEDULE
+    """Cron schedule of this source's sync job (replicate, then build its staging models); ``None`` opts out."""
+    freshness_hours: float | None = DEFAULT_FRESHNESS_HOURS
+    """Default freshness bound of every table's asset check; ``None`` turns freshness checks off."""
+    row_count_tolerance: float = DEFAULT_ROW_COUNT_TOLERANCE
+    retries: int = DEFAULT_RETRIES
+    """How often a run step is retried (with exponential backoff) after a transient source error."""
+    retry_delay_s: float = 30.0
 
     @classmethod
     def parse(cls, name: str, options: Mapping[str, Any]) -> SourceOptions:
@@ -89,6 +107,20 @@ class SourceOptions:
             raise ConfigurationError(f"sql_assets({name!r}): concurrency must be a whole number >= 1.")
         _check_backend(name, "<source>", parsed.backend)
         _check_chunk_size(name, "<source>", parsed.chunk_size)
+        _check_hours(name, "<source>", parsed.freshness_hours)
+        _check_tolerance(name, "<source>", parsed.row_count_tolerance)
+        if parsed.schedule is not None:
+            from dagster._utils.schedules import is_valid_cron_string
+
+            if not isinstance(parsed.schedule, str) or not is_valid_cron_string(parsed.schedule):
+                raise ConfigurationError(
+                    f"sql_assets({name!r}): schedule {parsed.schedule!r} is not a cron expression such as "
+                    "'0 3 * * *' (daily at 03:00) or '@hourly'; use schedule=None for no schedule."
+                )
+        if not isinstance(parsed.retries, int) or parsed.retries < 0:
+            raise ConfigurationError(f"sql_assets({name!r}): retries must be a whole number >= 0.")
+        if not isinstance(parsed.retry_delay_s, (int, float)) or parsed.retry_delay_s < 0:
+            raise ConfigurationError(f"sql_assets({name!r}): retry_delay_s must be a number of seconds >= 0.")
         return parsed
 
     def pool_for(self, name: str) -> str:
@@ -151,10 +183,14 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
     disposition = entry.get("write_disposition") or ("merge" if incremental is not None else "replace")
     if disposition not in WRITE_DISPOSITIONS:
         raise ConfigurationError(f"{where}: write_disposition must be one of {list(WRITE_DISPOSITIONS)}.")
-    backend = entry.get("backend") or options.backend
+    backend = entry.get("backend", options.backend)
     _check_backend(name, table, backend)
-    chunk_size = entry.get("chunk_size") or options.chunk_size
+    chunk_size = entry.get("chunk_size", options.chunk_size)
     _check_chunk_size(name, table, chunk_size)
+    freshness_hours = entry.get("freshness_hours", options.freshness_hours)
+    _check_hours(name, table, freshness_hours)
+    tolerance = entry.get("row_count_tolerance", options.row_count_tolerance)
+    _check_tolerance(name, table, tolerance)
     schema = entry.get("schema", options.schema)
     if schema is not None and (not isinstance(schema, str) or not schema):
         raise ConfigurationError(f"{where}: schema must be a non-empty string.")
@@ -167,6 +203,8 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
         backend=backend,
         chunk_size=chunk_size,
         landing_name=warehouse_name(table),
+        freshness_hours=freshness_hours,
+        row_count_tolerance=tolerance,
     )
 
 
@@ -184,3 +222,17 @@ def _check_backend(name: str, table: str, backend: object) -> None:
 def _check_chunk_size(name: str, table: str, chunk_size: object) -> None:
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise ConfigurationError(f"sql_assets({name!r}) table {table!r}: chunk_size must be a whole number >= 1.")
+
+
+def _check_hours(name: str, table: str, hours: object) -> None:
+    if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0):
+        raise ConfigurationError(
+            f"sql_assets({name!r}) table {table!r}: freshness_hours must be a positive number of hours or None."
+        )
+
+
+def _check_tolerance(name: str, table: str, tolerance: object) -> None:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
+        raise ConfigurationError(
+            f"sql_assets({name!r}) table {table!r}: row_count_tolerance must be a fraction in [0, 1), e.g. 0.01."
+        )

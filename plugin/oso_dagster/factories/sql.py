@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetsDefinition, multi_asset
+from dagster import AssetExecutionContext, AssetsDefinition, Backoff, Jitter, RetryPolicy, multi_asset
 
 from oso_dagster.errors import ConfigurationError
 from oso_dagster.factories.config import SourceOptions, TableConfig, parse_tables
@@ -51,7 +51,8 @@ def sql_assets(
             ``SecretReference(group_name="mydb", key="db_connection_string")``.
         tables: One dict per table; see :class:`~oso_dagster.factories.config.TableOptions`.
         **options: Source-level options; see :class:`~oso_dagster.factories.config.SourceOptions`
-            (``concurrency``, ``pool``, ``schema``, ``backend``, ``chunk_size``, ``description``).
+            (``concurrency``, ``pool``, ``schema``, ``backend``, ``chunk_size``, ``description``,
+            ``schedule``, ``freshness_hours``, ``row_count_tolerance``, ``retries``, ``retry_delay_s``).
 
     Returns:
         One multi-asset with an asset ``[name, <table>]`` per table, subsettable per table.
@@ -82,6 +83,16 @@ def sql_assets(
         can_subset=True,
         pool=source_options.pool_for(name),
         description=source_options.description or f"Replicate source `{name}` with dlt.",
+        # Transient source errors (connection refused/reset, timeouts) are retried with backoff;
+        # permanent ones (login refused, missing table, bad configuration) fail at once.
+        retry_policy=RetryPolicy(
+            max_retries=source_options.retries,
+            delay=source_options.retry_delay_s,
+            backoff=Backoff.EXPONENTIAL,
+            jitter=Jitter.PLUS_MINUS,
+        )
+        if source_options.retries
+        else None,
     )
     def _replicate(context: AssetExecutionContext):  # type: ignore[no-untyped-def]
         from oso_dagster.replication import replicate  # heavy imports happen in the run, not at load

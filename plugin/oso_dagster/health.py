@@ -1,0 +1,54 @@
+"""Per-table health read from Dagster's own run storage: last successful sync, rows loaded, failing checks.
+
+Only available when ``DAGSTER_HOME`` points at an instance; without it Dagster keeps no history.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dagster import AssetCheckKey
+
+from oso_dagster.asset_checks import ROW_COUNT_CHECK
+from oso_dagster.factories.sql import SqlSource
+from oso_dagster.factories.translator import asset_key
+
+FRESHNESS_CHECK = "freshness_check"
+
+
+@dataclass(frozen=True)
+class TableHealth:
+    last_sync: datetime | None
+    rows_loaded: int | None
+    failing_checks: tuple[str, ...]
+
+
+def instance_available() -> bool:
+    return bool(os.environ.get("DAGSTER_HOME"))
+
+
+def source_health(source: SqlSource) -> dict[str, TableHealth]:
+    """``landing table -> TableHealth`` for one source, from the Dagster instance at ``DAGSTER_HOME``."""
+    from dagster import DagsterInstance
+
+    out: dict[str, TableHealth] = {}
+    with DagsterInstance.get() as instance:
+        for table in source.tables:
+            key = asset_key(source.name, table)
+            event = instance.get_latest_materialization_event(key)
+            last_sync = rows = None
+            if event is not None:
+                last_sync = datetime.fromtimestamp(event.timestamp, tz=UTC)
+                metadata = event.asset_materialization.metadata if event.asset_materialization else {}
+                value = metadata.get("rows_loaded")
+                rows = int(value.value) if value is not None else None
+            failing = []
+            for check in (FRESHNESS_CHECK, ROW_COUNT_CHECK):
+                record = instance.get_latest_asset_check_evaluation_record(AssetCheckKey(key, check))
+                evaluation = record.evaluation if record is not None else None
+                if evaluation is not None and not evaluation.passed:
+                    failing.append(check)
+            out[table.landing_name] = TableHealth(last_sync, rows, tuple(failing))
+    return out
