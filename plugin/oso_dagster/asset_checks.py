@@ -36,11 +36,15 @@ def freshness_checks(source: SqlSource) -> list[AssetChecksDefinition]:
     for table in source.tables:
         if table.freshness_hours:
             by_hours[float(table.freshness_hours)].append(asset_key(source.name, table))
-    return [
-        check
-        for hours, keys in sorted(by_hours.items())
-        for check in build_last_update_freshness_checks(assets=keys, lower_bound_delta=timedelta(hours=hours))
-    ]
+    with warnings.catch_warnings():
+        # Dagster marks these checks superseded by FreshnessPolicy, which only its daemon evaluates;
+        # a check runs inside the sync job itself and needs no daemon, which is what we want here.
+        warnings.simplefilter("ignore")
+        return [
+            check
+            for hours, keys in sorted(by_hours.items())
+            for check in build_last_update_freshness_checks(assets=keys, lower_bound_delta=timedelta(hours=hours))
+        ]
 
 
 def freshness_sensor(checks: Sequence[AssetChecksDefinition]) -> SensorDefinition | None:
