@@ -1,27 +1,92 @@
-"""Everything BigQuery-specific: dlt's destination and the dbt-bigquery profile, from the same settings."""
+"""Everything BigQuery-specific: dlt's destination and the dbt-bigquery profile, from the same settings.
+
+Credentials are Application Default Credentials unless ``OSO_BIGQUERY_KEYFILE`` names a service-account file.
+Two opt-in settings exist for a BigQuery-compatible endpoint (the local emulator the tests start), read only
+when set: ``OSO_BIGQUERY_API_ENDPOINT`` (base URL of the API) and ``OSO_BIGQUERY_TOKEN`` (a static OAuth
+access token used instead of ADC). Neither is needed against BigQuery itself.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.common.schema.typing import TColumnSchema
+from dlt.destinations.impl.bigquery.factory import BigQueryTypeMapper
 
+from oso_dagster.errors import ConfigurationError
 from oso_dagster.settings import Settings
+
+API_ENDPOINT_ENV = "OSO_BIGQUERY_API_ENDPOINT"
+TOKEN_ENV = "OSO_BIGQUERY_TOKEN"
+# google-cloud-bigquery reads its endpoint from this variable; dlt builds the client without client_options.
+_CLIENT_ENDPOINT_ENV = "BIGQUERY_EMULATOR_HOST"
+
+# BigQuery NUMERIC(P, S) needs S <= 9 and P - S <= 29; BIGNUMERIC(P, S) takes S <= 38 and P - S <= 38.
+NUMERIC_MAX_SCALE = 9
+NUMERIC_MAX_INTEGER_DIGITS = 29
+
+
+def bigquery_decimal_type(precision: int, scale: int) -> str:
+    """The BigQuery type that holds every ``decimal(precision, scale)`` value exactly.
+
+    dlt's own mapper writes ``NUMERIC(35,2)``, which BigQuery rejects (35 - 2 integer digits > 29);
+    anything NUMERIC cannot hold goes to ``BIGNUMERIC(p,s)``, exact for p <= 38 (wider decimals arrive
+    as text, see :mod:`oso_dagster.type_mapping`).
+    """
+    if scale <= NUMERIC_MAX_SCALE and precision - scale <= NUMERIC_MAX_INTEGER_DIGITS:
+        return f"NUMERIC({precision},{scale})"
+    return f"BIGNUMERIC({precision},{scale})"
+
+
+class OsoBigQueryTypeMapper(BigQueryTypeMapper):
+    """dlt's BigQuery type mapper with a decimal rule BigQuery accepts for every precision and scale."""
+
+    def to_db_decimal_type(self, column: TColumnSchema) -> str:
+        precision, scale = self.decimal_precision(column.get("precision"), column.get("scale"))
+        return bigquery_decimal_type(precision, scale)
+
+
+def api_endpoint(environ: os._Environ[str] | dict[str, str] | None = None) -> str | None:
+    """``OSO_BIGQUERY_API_ENDPOINT`` when set (a stand-in such as the emulator), else ``None``."""
+    env = os.environ if environ is None else environ
+    return (env.get(API_ENDPOINT_ENV) or "").strip().rstrip("/") or None
+
+
+def static_token(environ: os._Environ[str] | dict[str, str] | None = None) -> str | None:
+    """``OSO_BIGQUERY_TOKEN`` when set; never logged or put in a file."""
+    env = os.environ if environ is None else environ
+    return env.get(TOKEN_ENV) or None
 
 
 def bigquery_destination(settings: Settings) -> Destination:
-    """dlt's bigquery destination; Application Default Credentials unless a key file is configured."""
-    kwargs: dict[str, object] = {"location": settings.bigquery_location}
+    """dlt's bigquery destination; Application Default Credentials unless a key file or token is configured."""
+    kwargs: dict[str, object] = {"location": settings.bigquery_location, "type_mapper": OsoBigQueryTypeMapper}
+    endpoint = api_endpoint()
+    if endpoint:
+        os.environ[_CLIENT_ENDPOINT_ENV] = endpoint
+    token = static_token()
     if settings.bigquery_keyfile is not None:
         kwargs["credentials"] = settings.bigquery_keyfile.read_text(encoding="utf-8")
+    elif token is not None:
+        if not settings.bigquery_project:
+            raise ConfigurationError(f"{TOKEN_ENV} needs OSO_BIGQUERY_PROJECT: a bare token names no project.")
+        from google.oauth2.credentials import Credentials
+
+        kwargs["credentials"] = Credentials(token=token)
+        kwargs["project_id"] = settings.bigquery_project
     elif settings.bigquery_project:
         kwargs["project_id"] = settings.bigquery_project
-    return dlt.destinations.bigquery(**kwargs)
+    return dlt.destinations.bigquery(**kwargs)  # type: ignore[arg-type]
 
 
 def bigquery_profile_output(settings: Settings, schema: str) -> dict[str, Any]:
-    """The dbt-bigquery output used when ``OSO_DESTINATION=bigquery``."""
+    """The dbt-bigquery output used when ``OSO_DESTINATION=bigquery``.
+
+    The token is referenced with ``env_var`` so profiles.yml never holds it.
+    """
     output: dict[str, Any] = {
         "type": "bigquery",
         "schema": schema,
@@ -33,4 +98,10 @@ def bigquery_profile_output(settings: Settings, schema: str) -> dict[str, Any]:
         output["project"] = settings.bigquery_project
     if settings.bigquery_keyfile:
         output["keyfile"] = str(settings.bigquery_keyfile)
+    elif static_token() is not None:
+        output["method"] = "oauth-secrets"
+        output["token"] = "{{ env_var('" + TOKEN_ENV + "') }}"
+    endpoint = api_endpoint()
+    if endpoint:
+        output["api_endpoint"] = endpoint
     return output
