@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "template", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
@@ -24,6 +27,24 @@ def tests(session: nox.Session) -> None:
     """The whole test suite against the real services (PostgreSQL, MariaDB), DuckDB, dbt and Dagster."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def template(session: nox.Session) -> None:
+    """Scaffold a package from a sample SQLite database, install it, and run the package's own tests."""
+    session.install("-e", ".", "pytest>=8")
+    work = Path(session.create_tmp()).absolute() / "template-check"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    database = work / "sample.sqlite"
+    session.run("python", "-c", f"from pathlib import Path; from oso_dagster.demo import create_database; "
+                f"create_database(Path({str(database)!r}))")
+    session.run("oso-new-source", "sample", "--database-url", f"sqlite:///{database}", "--output-dir", str(work),
+                "--no-input")
+    package = work / "oso-source-sample"
+    session.install("--force-reinstall", "--no-deps", str(package))
+    session.run("pytest", "-q", str(package / "tests"))
+    session.run("oso-sources", "list")
 
 
 @nox.session(python=PYTHON, default=False)
