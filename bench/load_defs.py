@@ -1,7 +1,7 @@
 """How long the code location takes to load as source packages multiply.
 
-Generates N source packages of T tables each with the real ``oso-new-source`` (no database needed: tables
-are given by name), installs them into a scratch folder on PYTHONPATH, and times in fresh interpreters:
+Generates N source packages of T tables each with the real template (as ``oso-new-source --table ...``:
+no database needed), installs them into a scratch folder on PYTHONPATH, and times in fresh interpreters:
   bare   python -c "import dagster, dagster_dbt, dagster_dlt"
   cold   loading oso_dagster.definitions with an empty OSO_HOME (dbt deps + parse)
   warm   loading it again (manifest reused)
@@ -23,6 +23,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from oso_dagster.template import SourceSpec, TableSpec, generate
 
 BIN = Path(sys.executable).parent
 LOAD = "from oso_dagster.definitions import defs; n = len(defs.resolve_asset_graph().get_all_asset_keys()); print(n)"
@@ -82,13 +84,14 @@ def main() -> None:
         site.mkdir()
         print(f"generating {args.packages} packages x {args.tables} tables in {scratch} ...", flush=True)
         started = time.perf_counter()
-        packages = []
-        for i in range(args.packages):
-            name = f"src{i:03d}"
-            tables = [arg for t in range(args.tables) for arg in ("--table", f"table_{t:02d}")]
-            subprocess.run([str(BIN / "oso-new-source"), name, "--output-dir", str(out), "--no-input", *tables],
-                           check=True, capture_output=True)
-            packages.append(out / f"oso-source-{name}")
+        packages = [
+            generate(
+                SourceSpec(name=f"src{i:03d}", secret_group=f"src{i:03d}",
+                           tables=[TableSpec(name=f"table_{t:02d}") for t in range(args.tables)]),
+                out,
+            )
+            for i in range(args.packages)
+        ]
         install_all(packages, site)
         print(f"  generated and installed in {time.perf_counter() - started:.1f}s", flush=True)
 
