@@ -103,6 +103,28 @@ def _write_yaml(path: Path, data: Mapping[str, Any]) -> None:
         path.write_text(text, encoding="utf-8")
 
 
+def link_local_packages(project_dir: Path, packages: Sequence[SourcePackage]) -> None:
+    """Install the packages' dbt projects as local dbt packages: one symlink each under ``dbt_packages``.
+
+    This is exactly what ``dbt deps`` does for ``local:`` packages; doing it here saves a whole dbt start-up
+    (several seconds) on every cold load. ``packages.yml`` still lists them, so ``dbt deps`` gives the same result.
+    """
+    install_dir = project_dir / "dbt_packages"
+    shutil.rmtree(install_dir, ignore_errors=True)
+    install_dir.mkdir()
+    for package in packages:
+        if package.dbt_dir is None:
+            continue
+        project = yaml.safe_load((package.dbt_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
+        name = project.get("name")
+        if not isinstance(name, str) or not name:
+            raise DbtProjectError(
+                f"{package.dbt_dir / 'dbt_project.yml'} (distribution {package.distribution!r}) has no 'name'; "
+                "every source package's dbt project needs one."
+            )
+        (install_dir / name).symlink_to(package.dbt_dir, target_is_directory=True)
+
+
 def dbt_env() -> dict[str, str]:
     """dbt runs offline and quietly: no usage statistics, no version check."""
     env = dict(os.environ)
@@ -135,8 +157,7 @@ def prepare(settings: Settings, packages: Sequence[SourcePackage]) -> Path | Non
         if manifest.is_file() and marker.is_file() and marker.read_text(encoding="utf-8") == key:
             return manifest
         write_project(project_dir, settings, packages)
-        shutil.rmtree(project_dir / "dbt_packages", ignore_errors=True)
-        _run_dbt(project_dir, "deps")
+        link_local_packages(project_dir, packages)
         _run_dbt(project_dir, "parse")
         if not manifest.is_file():
             raise DbtProjectError(f"dbt parse wrote no manifest at {manifest}.")
