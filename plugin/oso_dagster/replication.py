@@ -209,7 +209,47 @@ def _table_resource(engine: Engine, plan: TablePlan) -> Any:
         write_disposition=config.write_disposition,
         primary_key=list(plan.primary_key) if plan.primary_key else None,
     )
+    if plan.backend == "connectorx" and (decimals := connectorx_decimal_types(plan.table, dialect)):
+        resource.add_map(lambda item: _cast_decimals(item, decimals))
     return resource.with_name(config.landing_name)
+
+
+def connectorx_decimal_types(table: sa.Table, dialect: str) -> dict[str, Any]:
+    """The Arrow decimal type each ``numeric(p, s)`` column should have; connectorx reads them all as (38, 10).
+
+    Left as (38, 10), the load file's decimals have to be rescaled by the warehouse on load, and DuckDB's
+    ``decimal(38,10) -> decimal(12,2)`` cast is slow (about 2 of the 5 seconds it takes to load 5,000,000
+    rows in bench/replicate.py); Arrow does the same cast in a tenth of the time.
+    """
+    import pyarrow as pa
+
+    types: dict[str, Any] = {}
+    for column in table.columns:
+        t = type_mapping.dlt_type(column.type, dialect)
+        if isinstance(t, sa.Numeric) and not isinstance(t, sa.Float) and t.precision is not None:
+            types[column.name] = pa.decimal128(t.precision, t.scale or 0)
+    return types
+
+
+def _cast_decimals(item: Any, types: dict[str, Any]) -> Any:
+    """Cast the decimal columns of one Arrow table to their declared precision and scale.
+
+    ``safe=True``: a value that would lose digits raises instead of being rounded. None can, since the
+    values come from a column of that precision and scale.
+    """
+    import pyarrow as pa
+
+    if not isinstance(item, (pa.Table, pa.RecordBatch)):
+        return item
+    for name, target in types.items():
+        index = item.schema.get_field_index(name)
+        if index < 0:
+            continue
+        field = item.schema.field(index)
+        if not pa.types.is_decimal(field.type) or field.type == target:
+            continue
+        item = item.set_column(index, field.with_type(target), item.column(index).cast(target, safe=True))
+    return item
 
 
 def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig) -> Any:
