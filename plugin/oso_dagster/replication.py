@@ -199,7 +199,7 @@ def _table_resource(engine: Engine, plan: TablePlan) -> Any:
         table=config.table,
         schema=config.schema,
         metadata=plan.table.metadata,
-        incremental=config.incremental.copy() if config.incremental is not None else None,
+        incremental=_cursor(config),
         chunk_size=config.chunk_size,
         backend=plan.backend,  # type: ignore[arg-type]
         backend_kwargs=backend_kwargs,
@@ -250,6 +250,21 @@ def _cast_decimals(item: Any, types: dict[str, Any]) -> Any:
             continue
         item = item.set_column(index, field.with_type(target), item.column(index).cast(target, safe=True))
     return item
+
+
+def _cursor(config: TableConfig) -> Any:
+    """A fresh copy of the table's ``incremental`` for this run.
+
+    Merged tables need no boundary de-duplication: rows re-read at the cursor value replace themselves
+    by primary key. Turning dlt's off (``primary_key=()``) keeps the state to the cursor value alone,
+    instead of one hash per row that shares the last cursor value.
+    """
+    if config.incremental is None:
+        return None
+    cursor = config.incremental.copy()
+    if config.write_disposition == "merge":
+        cursor.primary_key = ()
+    return cursor
 
 
 def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig) -> Any:
