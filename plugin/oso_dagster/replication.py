@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue
 from dagster_dlt import DagsterDltResource
 from dlt.common.schema import Schema
+from dlt.common.schema.exceptions import DataValidationError
 from dlt.sources.sql_database import sql_table
 from sqlalchemy.engine import Engine
 
@@ -65,6 +66,9 @@ def replicate(context: AssetExecutionContext, source: SqlSource) -> Iterator[Mat
         raise
     except Exception as exc:
         error = _unwrap_dlt_error(exc)
+        if isinstance(error, DataValidationError):
+            message = scrub(schema_change_message(source, error), secrets)
+            raise Failure(description=message, allow_retries=False) from None
         if isinstance(error, sa.exc.DBAPIError) and secrets:
             classified = database_error(error, create_source_engine(secrets[0]), "reading rows")
             raise Failure(
@@ -114,6 +118,10 @@ def _replicate(
                 loader_file_format=file_format,
             )
         )
+        for plan in plans:
+            if plan.config.reconcile_deletes:
+                removed = reconcile_deletes(pipeline, engine, plan)
+                context.log.info(f"{plan.config.qualified_name}: removed {removed} row(s) whose key is gone")
     elapsed = time.monotonic() - started
     by_key = {asset_key(source.name, p.config): p for p in plans}
     for result in results:
@@ -149,6 +157,11 @@ def plan_table(engine: Engine, config: TableConfig) -> TablePlan:
             f"Table {config.qualified_name!r}: the incremental cursor column {config.cursor_column!r} does not "
             f"exist; its columns are {sorted(columns)}."
         )
+    if config.soft_delete_column and config.soft_delete_column not in columns:
+        raise ConfigurationError(
+            f"Table {config.qualified_name!r}: soft_delete_column {config.soft_delete_column!r} does not exist; "
+            f"its columns are {sorted(columns)}."
+        )
     if config.write_disposition == "merge" and not primary_key:
         raise ConfigurationError(
             f"Table {config.qualified_name!r} is incremental (merged on its primary key) but has no primary key: "
@@ -164,12 +177,17 @@ def plan_table(engine: Engine, config: TableConfig) -> TablePlan:
     return TablePlan(config=config, table=table, backend=backend, primary_key=primary_key, casts=casts)
 
 
+SCHEMA_CONTRACT: dict[str, str] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
+
+
 def build_dlt_source(name: str, engine: Engine, plans: Sequence[TablePlan]) -> Any:
     """A dlt source with one ``sql_table`` resource per plan, named by its landing table."""
     resources = [_table_resource(engine, plan) for plan in plans]
     schema = Schema(name, normalizers={"names": NAMING_MODULE})
 
-    @dlt.source(schema=schema, max_table_nesting=0)
+    # New tables and columns evolve; a column whose type changes fails instead of landing in a silent
+    # variant column (``col__v_text``) or being coerced: see schema_change_message.
+    @dlt.source(schema=schema, max_table_nesting=0, schema_contract=SCHEMA_CONTRACT)
     def _source() -> Any:
         return resources
 
@@ -211,7 +229,110 @@ def _table_resource(engine: Engine, plan: TablePlan) -> Any:
     )
     if plan.backend == "connectorx" and (decimals := connectorx_decimal_types(plan.table, dialect)):
         resource.add_map(lambda item: _cast_decimals(item, decimals))
+    if config.soft_delete_column:
+        # dlt's merge removes rows whose hard_delete column is true (bool) or non-null (other types)
+        column = config.soft_delete_column
+        resource.apply_hints(columns={column: {"name": column, "hard_delete": True}})
     return resource.with_name(config.landing_name)
+
+
+def _keys_table(config: TableConfig) -> str:
+    return f"_oso_keys__{config.landing_name}"
+
+
+def reconcile_deletes(pipeline: dlt.Pipeline, engine: Engine, plan: TablePlan) -> int:
+    """Remove warehouse rows of an incremental table whose primary key no longer exists in the source.
+
+    Runs after the table's load, so the key snapshot is newer than every loaded row: a row inserted
+    meanwhile is in the snapshot (kept), a row deleted meanwhile is not (removed). The keys travel through
+    dlt into a key-only table in the same dataset (streamed in ``chunk_size`` batches, memory stays
+    bounded), then one anti-join ``DELETE`` runs in the warehouse with identifiers quoted by dlt.
+    """
+    config = plan.config
+    key = list(plan.primary_key or ())
+    casts = {c: plan.casts[c] for c in key if c in plan.casts}
+
+    def keys_only(query: sa.sql.Select, table: sa.Table) -> sa.sql.Select:
+        return query.with_only_columns(
+            *[sa.cast(table.c[c], casts[c]).label(c) if c in casts else table.c[c] for c in key]
+        )
+
+    dialect = engine.dialect.name
+    keys = sql_table(
+        credentials=engine,
+        table=config.table,
+        schema=config.schema,
+        metadata=plan.table.metadata,
+        chunk_size=config.chunk_size,
+        backend="pyarrow" if plan.backend == "connectorx" else plan.backend,  # type: ignore[arg-type]
+        reflection_level="full",
+        included_columns=key,
+        type_adapter_callback=lambda sql_type: type_mapping.dlt_type(sql_type, dialect),
+        query_adapter_callback=keys_only,
+        write_disposition="replace",
+    ).with_name(_keys_table(config))
+    pipeline.run(keys, schema_contract=SCHEMA_CONTRACT)
+    schema = pipeline.default_schema
+    if config.landing_name not in schema.tables:
+        return 0
+    normalize = schema.naming.normalize_identifier
+    with pipeline.sql_client() as client:
+        target = client.make_qualified_table_name(config.landing_name)
+        snapshot = client.make_qualified_table_name(_keys_table(config))
+        match = " AND ".join(
+            f"k.{client.escape_column_name(normalize(c))} = t.{client.escape_column_name(normalize(c))}" for c in key
+        )
+        before = client.execute_sql(f"SELECT count(*) FROM {target}")[0][0]
+        client.execute_sql(f"DELETE FROM {target} AS t WHERE NOT EXISTS (SELECT 1 FROM {snapshot} AS k WHERE {match})")
+        after = client.execute_sql(f"SELECT count(*) FROM {target}")[0][0]
+        client.execute_sql(f"DELETE FROM {snapshot}")
+    return int(before) - int(after)
+
+
+def schema_change_message(source: SqlSource, error: DataValidationError) -> str:
+    """What changed, in which table and column, and the two ways out (dlt's own message says neither)."""
+    landing = error.table_name
+    config = next((c for c in source.tables if c.landing_name == landing), None)
+    table = config.qualified_name if config else landing
+    existing = (error.table_schema or {}).get("columns", {}).get(error.column_name, {}) if isinstance(
+        error.table_schema, dict) else {}
+    old_type = existing.get("data_type", "its previous type")
+    new_type = _incoming_type(error) or "a different type"
+    return (
+        f"Source {source.name!r}, table {table!r}: column {error.column_name!r} changed type from {old_type} "
+        f"(in the warehouse) to {new_type} (in the source). It cannot be converted safely, so nothing was loaded. "
+        f"Either cast the column back to its old type in the source (e.g. a view), or reload the table with its "
+        f"new type: python -c \"from oso_dagster.replication import reset_table; "
+        f"reset_table({source.name!r}, {landing!r})\" drops its warehouse copy and cursor; the next run then "
+        "loads it in full."
+    )
+
+
+def _incoming_type(error: DataValidationError) -> str | None:
+    info = str(error)
+    marker = "Incoming column:"
+    if marker in info:
+        tail = info.split(marker, 1)[1]
+        if "'data_type': '" in tail:
+            return tail.split("'data_type': '", 1)[1].split("'", 1)[0]
+    return None
+
+
+def reset_table(source_name: str, table: str) -> None:
+    """Drop one table's warehouse copy, dlt schema entry and incremental cursor; the next run reloads it.
+
+    The way out after a column type change that cannot be applied in place.
+    """
+    from dlt.pipeline.helpers import pipeline_drop
+
+    from oso_dagster.naming import warehouse_name
+
+    settings = Settings.from_env()
+    pipeline = make_pipeline(settings, source_name)
+    with warehouse_write_lock(settings):
+        pipeline.drop()
+        pipeline.sync_destination()
+        pipeline_drop(pipeline, resources=[warehouse_name(table)])()
 
 
 def connectorx_decimal_types(table: sa.Table, dialect: str) -> dict[str, Any]:

@@ -43,6 +43,12 @@ class TableOptions(TypedDict, total=False):
     """The asset check fails when the last successful load is older than this. Default: the source's."""
     row_count_tolerance: float
     """Full-refresh tables: allowed relative difference of source and warehouse row counts. Default 0.01."""
+    soft_delete_column: str
+    """Incremental tables: rows whose value in this column is true (booleans) or non-null (anything else,
+    e.g. ``deleted_at``) are removed from the warehouse when merged. Default: none."""
+    reconcile_deletes: bool
+    """Incremental tables: each run also reads the source's primary keys and removes warehouse rows whose
+    key is gone (hard deletes the cursor cannot see). Costs one key-only scan per run. Default False."""
 
 
 TABLE_KEYS = frozenset(TableOptions.__annotations__)
@@ -62,6 +68,8 @@ class TableConfig:
     landing_name: str = field(default="")
     freshness_hours: float | None = DEFAULT_FRESHNESS_HOURS
     row_count_tolerance: float = DEFAULT_ROW_COUNT_TOLERANCE
+    soft_delete_column: str | None = None
+    reconcile_deletes: bool = False
 
     @property
     def cursor_column(self) -> str | None:
@@ -194,6 +202,18 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
     schema = entry.get("schema", options.schema)
     if schema is not None and (not isinstance(schema, str) or not schema):
         raise ConfigurationError(f"{where}: schema must be a non-empty string.")
+    soft_delete = entry.get("soft_delete_column")
+    reconcile = entry.get("reconcile_deletes", False)
+    if soft_delete is not None and (not isinstance(soft_delete, str) or not soft_delete.strip()):
+        raise ConfigurationError(f"{where}: soft_delete_column must be a column name, e.g. 'deleted_at'.")
+    if not isinstance(reconcile, bool):
+        raise ConfigurationError(f"{where}: reconcile_deletes must be True or False.")
+    for option, value in (("soft_delete_column", soft_delete), ("reconcile_deletes", reconcile)):
+        if value and disposition != "merge":
+            raise ConfigurationError(
+                f"{where}: {option} needs an incremental table merged on its key (write_disposition 'merge'); "
+                f"this table is {disposition!r}. Full-refresh tables already drop deleted rows at every run."
+            )
     return TableConfig(
         table=table,
         schema=schema,
@@ -205,6 +225,8 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
         landing_name=warehouse_name(table),
         freshness_hours=freshness_hours,
         row_count_tolerance=tolerance,
+        soft_delete_column=soft_delete,
+        reconcile_deletes=reconcile,
     )
 
 
