@@ -85,5 +85,6 @@ def cursor_state(name: str, table: str, cursor: str) -> Any:
     """The incremental cursor's last value as stored in the warehouse's dlt state (what the next run resumes from)."""
     import dlt
 
-    pipeline = dlt.attach(pipeline_name=f"oso__{name}", pipelines_dir=str(Path(os.environ["OSO_HOME"]) / "dlt_pipelines"))
+    pipelines_dir = str(Path(os.environ["OSO_HOME"]) / "dlt_pipelines")
+    pipeline = dlt.attach(pipeline_name=f"oso__{name}", pipelines_dir=pipelines_dir)
     return pipeline.state["sources"][name]["resources"][table]["incremental"][cursor]["last_value"]
