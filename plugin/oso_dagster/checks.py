@@ -98,6 +98,11 @@ def _is_indexed(engine: Engine, table: sa.Table, column: str) -> bool:
     return column in leading or (bool(pk) and pk[0] == column)
 
 
+def _quote_pg(identifier: str) -> str:
+    """A PostgreSQL quoted identifier (embedded quotes doubled), for the text argument of has_table_privilege."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def _check_write_access(engine: Engine, source: SqlSource) -> Iterator[Finding]:
     """Warn when the credential could modify the source: replication needs only SELECT."""
     dialect = engine.dialect.name
@@ -106,7 +111,7 @@ def _check_write_access(engine: Engine, source: SqlSource) -> Iterator[Finding]:
         with engine.connect() as conn:
             if dialect == "postgresql":
                 for config in source.tables:
-                    name = f'"{config.schema}"."{config.table}"' if config.schema else f'"{config.table}"'
+                    name = ".".join(_quote_pg(part) for part in (config.schema, config.table) if part)
                     can = conn.execute(
                         sa.text("SELECT has_table_privilege(current_user, :t, 'INSERT,UPDATE,DELETE,TRUNCATE')"),
                         {"t": name},

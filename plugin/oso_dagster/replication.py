@@ -22,7 +22,7 @@ from dlt.sources.sql_database import sql_table
 from sqlalchemy.engine import Engine
 
 from oso_dagster import type_mapping
-from oso_dagster.database import create_source_engine, database_error, reflect_table
+from oso_dagster.database import _TRANSIENT_HINTS, create_source_engine, database_error, describe, reflect_table
 from oso_dagster.destinations import make_pipeline, warehouse_write_lock, writer_settings
 from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError, TransientSourceError
 from oso_dagster.factories.config import TableConfig
@@ -69,6 +69,7 @@ def replicate(context: AssetExecutionContext, source: SqlSource) -> Iterator[Mat
         if isinstance(error, DataValidationError):
             message = scrub(schema_change_message(source, error), secrets)
             raise Failure(description=message, allow_retries=False) from None
+        error = _as_dbapi_error(error)
         if isinstance(error, sa.exc.DBAPIError) and secrets:
             classified = database_error(error, create_source_engine(secrets[0]), "reading rows")
             raise Failure(
@@ -78,6 +79,35 @@ def replicate(context: AssetExecutionContext, source: SqlSource) -> Iterator[Mat
         raise ReplicationError(f"Replicating source {source.name!r} failed: {message}").with_traceback(
             exc.__traceback__
         ) from None
+    except BaseException as exc:  # connectorx's Rust panics are BaseExceptions, which dlt does not wrap
+        if type(exc).__name__ != "PanicException" or not secrets:
+            raise
+        raise _panic_failure(exc, secrets[0]) from None
+
+
+def _as_dbapi_error(error: BaseException) -> BaseException:
+    """A driver's own error (psycopg raises them unwrapped from server-side cursors) as SQLAlchemy's."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return error
+    if type(error).__module__.split(".")[0] not in ("psycopg", "psycopg2", "pymysql", "MySQLdb", "sqlite3"):
+        return error
+    operational = any(cls.__name__ == "OperationalError" for cls in type(error).__mro__)
+    wrapper = sa.exc.OperationalError if operational else sa.exc.DBAPIError
+    return wrapper(None, None, error)  # type: ignore[arg-type]
+
+
+def _panic_failure(exc: BaseException, url: str) -> Failure:
+    """A connectorx panic (e.g. the connection reset mid-read) as a clear Failure; retryable when transient."""
+    text = str(exc).strip()
+    message = scrub(text.splitlines()[0] if text else type(exc).__name__, [url])
+    where = describe(create_source_engine(url))
+    if any(hint in message.lower() for hint in _TRANSIENT_HINTS):
+        return Failure(
+            description=f"Cannot reach {where} while reading rows: {message}. Check that the database is up and "
+            "reachable from this machine; nothing was committed for the failed tables and the run may be retried.",
+            allow_retries=True,
+        )
+    return Failure(description=f"The source database {where} failed while reading rows: {message}")
 
 
 def _replicate(
@@ -87,7 +117,7 @@ def _replicate(
     engine = create_source_engine(url)
     selected = context.selected_asset_keys
     configs = [config for config in source.tables if asset_key(source.name, config) in selected]
-    plans = [plan_table(engine, config) for config in configs]
+    plans, broken = _plan_tables(context, engine, configs)
     for plan in plans:
         context.log.info(
             f"{plan.config.qualified_name}: backend={plan.backend}, "
@@ -137,6 +167,30 @@ def _replicate(
         if cursor is not None:
             extra["cursor_value"] = MetadataValue.text(str(cursor))
         yield MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), **extra})
+    if broken:  # the other tables landed; the step still fails, naming what did not
+        raise SourceDatabaseError(" ".join(str(exc) for exc in broken))
+
+
+def _plan_tables(
+    context: AssetExecutionContext, engine: Engine, configs: Sequence[TableConfig]
+) -> tuple[list[TablePlan], list[OsoDagsterError]]:
+    """Plan every table; one that cannot be read (missing, no key) must not stop the others from loading.
+
+    Transient errors (the database is unreachable) still stop the run at once: retrying the whole step is right.
+    """
+    plans: list[TablePlan] = []
+    broken: list[OsoDagsterError] = []
+    for config in configs:
+        try:
+            plans.append(plan_table(engine, config))
+        except TransientSourceError:
+            raise
+        except OsoDagsterError as exc:
+            context.log.error(f"{config.qualified_name}: skipped in this run: {exc}")
+            broken.append(exc)
+    if not plans and broken:
+        raise SourceDatabaseError(" ".join(str(exc) for exc in broken))
+    return plans, broken
 
 
 def plan_table(engine: Engine, config: TableConfig) -> TablePlan:
@@ -198,15 +252,17 @@ def _table_resource(engine: Engine, plan: TablePlan) -> Any:
     config = plan.config
     dialect = engine.dialect.name
     casts = plan.casts
+    flag = _integer_flag(plan)
+
+    def column(table: sa.Table, name: str) -> Any:
+        if name == flag:  # 0 means "not deleted": send NULL, which dlt's hard_delete keeps
+            return sa.case((table.c[name] != 0, table.c[name]), else_=sa.null()).label(name)
+        return sa.cast(table.c[name], casts[name]).label(name) if name in casts else table.c[name]
 
     def cast_query(query: sa.sql.Select, table: sa.Table) -> sa.sql.Select:
-        if not casts:
+        if not casts and flag is None:
             return query
-        columns = [
-            sa.cast(table.c[c.name], casts[c.name]).label(c.name) if c.name in casts else table.c[c.name]
-            for c in table.columns
-        ]
-        return query.with_only_columns(*columns)
+        return query.with_only_columns(*[column(table, c.name) for c in table.columns])
 
     backend_kwargs: dict[str, Any] = {}
     if plan.backend == "connectorx":
@@ -231,9 +287,18 @@ def _table_resource(engine: Engine, plan: TablePlan) -> Any:
         resource.add_map(lambda item: _cast_decimals(item, decimals))
     if config.soft_delete_column:
         # dlt's merge removes rows whose hard_delete column is true (bool) or non-null (other types)
-        column = config.soft_delete_column
-        resource.apply_hints(columns={column: {"name": column, "hard_delete": True}})
+        deleted = config.soft_delete_column
+        resource.apply_hints(columns={deleted: {"name": deleted, "hard_delete": True}})
     return resource.with_name(config.landing_name)
+
+
+def _integer_flag(plan: TablePlan) -> str | None:
+    """An integer soft-delete column (MySQL's BOOLEAN is TINYINT(1)): dlt would delete on any non-null value."""
+    name = plan.config.soft_delete_column
+    if name is None or name in plan.casts:
+        return None
+    sql_type = plan.table.c[name].type
+    return name if isinstance(sql_type, sa.Integer) and not isinstance(sql_type, sa.Boolean) else None
 
 
 def _keys_table(config: TableConfig) -> str:
