@@ -14,13 +14,14 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import yaml
 from filelock import FileLock
 
-from oso_dagster.discovery import SourcePackage
+from oso_dagster.entry_points import DbtPackage
 from oso_dagster.errors import DbtProjectError
 from oso_dagster.settings import Settings
 
@@ -42,13 +43,12 @@ def dbt_executable() -> str:
     return found
 
 
-def fingerprint(settings: Settings, packages: Sequence[SourcePackage]) -> str:
+def fingerprint(settings: Settings, packages: Sequence[DbtPackage]) -> str:
     """Changes whenever anything that shapes the manifest changes (cheap: file sizes and mtimes)."""
-    import dbt.version
-
     digest = hashlib.sha256()
-    digest.update(f"{dbt.version.__version__}|{settings.destination}|{settings.duckdb_path}|".encode())
-    digest.update(f"{settings.dataset_prefix}|{settings.bigquery_project}|{settings.bigquery_location}".encode())
+    digest.update(f"dbt-core {version('dbt-core')}|".encode())
+    digest.update(yaml.safe_dump(profiles(settings), sort_keys=True).encode())
+    digest.update(settings.dataset_prefix.encode())
     for package in packages:
         if package.dbt_dir is None:
             continue
@@ -78,7 +78,7 @@ def profiles(settings: Settings) -> dict[str, Any]:
     }
 
 
-def write_project(project_dir: Path, settings: Settings, packages: Sequence[SourcePackage]) -> None:
+def write_project(project_dir: Path, settings: Settings, packages: Sequence[DbtPackage]) -> None:
     project_dir.mkdir(parents=True, exist_ok=True)
     project = {
         "name": PROJECT_NAME,
@@ -103,7 +103,7 @@ def _write_yaml(path: Path, data: Mapping[str, Any]) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def link_local_packages(project_dir: Path, packages: Sequence[SourcePackage]) -> None:
+def link_local_packages(project_dir: Path, packages: Sequence[DbtPackage]) -> None:
     """Install the packages' dbt projects as local dbt packages: one symlink each under ``dbt_packages``.
 
     This is exactly what ``dbt deps`` does for ``local:`` packages; doing it here saves a whole dbt start-up
@@ -133,36 +133,80 @@ def dbt_env() -> dict[str, str]:
     return env
 
 
-def _run_dbt(project_dir: Path, *args: str) -> None:
-    command = [dbt_executable(), *args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
-    result = subprocess.run(command, cwd=project_dir, env=dbt_env(), capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
-        raise DbtProjectError(
-            f"`dbt {' '.join(args)}` failed for the umbrella project {project_dir}:\n{output}\n"
-            "Fix the staging models of the package named above (run its own tests), then load again."
-        )
+def _dbt_command(project_dir: Path, *args: str) -> list[str]:
+    return [dbt_executable(), *args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
 
 
-def prepare(settings: Settings, packages: Sequence[SourcePackage]) -> Path | None:
-    """Write the umbrella project and return its manifest path, parsing only when the fingerprint changed."""
+def _parse_failed(project_dir: Path, output: str) -> DbtProjectError:
+    tail = "\n".join(output.strip().splitlines()[-25:])
+    return DbtProjectError(
+        f"`dbt parse` failed for the umbrella project {project_dir}:\n{tail}\n"
+        "Fix the staging models of the package named above (run its own tests), then load again."
+    )
+
+
+class ManifestJob:
+    """The umbrella project's manifest: already current, or being parsed by ``dbt parse`` in the background.
+
+    Started before the rest of the code location imports, so dbt's start-up and parse overlap with them.
+    """
+
+    def __init__(self, manifest: Path | None, process: subprocess.Popen[str] | None = None,
+                 lock: FileLock | None = None, key: str = "") -> None:
+        self.manifest = manifest
+        self._process = process
+        self._lock = lock
+        self._key = key
+
+    def result(self) -> Path | None:
+        """Wait for the parse (if one runs) and return the manifest path, or ``None`` without dbt models."""
+        if self._process is None:
+            return self.manifest
+        try:
+            output, _ = self._process.communicate()
+            project_dir = self.manifest.parent.parent if self.manifest else Path()
+            if self._process.returncode != 0 or self.manifest is None or not self.manifest.is_file():
+                raise _parse_failed(project_dir, output or "")
+            (self.manifest.parent / _FINGERPRINT_FILE).write_text(self._key, encoding="utf-8")
+            self._process = None
+            return self.manifest
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+
+def start(settings: Settings, packages: Sequence[DbtPackage]) -> ManifestJob:
+    """Write the umbrella project and start ``dbt parse`` unless the cached manifest is still current."""
     if not any(p.dbt_dir is not None for p in packages):
-        return None
+        return ManifestJob(None)
     project_dir = settings.dbt_dir
     project_dir.mkdir(parents=True, exist_ok=True)
     manifest = project_dir / "target" / "manifest.json"
     key = fingerprint(settings, packages)
     marker = project_dir / "target" / _FINGERPRINT_FILE
-    with FileLock(str(project_dir / ".prepare.lock")):
-        if manifest.is_file() and marker.is_file() and marker.read_text(encoding="utf-8") == key:
-            return manifest
+    lock = FileLock(str(project_dir / ".prepare.lock"))
+    lock.acquire()
+    if manifest.is_file() and marker.is_file() and marker.read_text(encoding="utf-8") == key:
+        lock.release()
+        return ManifestJob(manifest)
+    try:
+        marker.unlink(missing_ok=True)
         write_project(project_dir, settings, packages)
         link_local_packages(project_dir, packages)
-        _run_dbt(project_dir, "parse")
-        if not manifest.is_file():
-            raise DbtProjectError(f"dbt parse wrote no manifest at {manifest}.")
-        marker.write_text(key, encoding="utf-8")
-    return manifest
+        process = subprocess.Popen(
+            _dbt_command(project_dir, "parse"), cwd=project_dir, env=dbt_env(),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+    except BaseException:
+        lock.release()
+        raise
+    return ManifestJob(manifest, process, lock, key)
+
+
+def prepare(settings: Settings, packages: Sequence[DbtPackage]) -> Path | None:
+    """Write the umbrella project and return its manifest path, parsing only when the fingerprint changed."""
+    return start(settings, packages).result()
 
 
 def source_group_names(manifest: Path) -> dict[str, str]:

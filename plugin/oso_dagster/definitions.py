@@ -2,11 +2,27 @@
 
 Loading it discovers installed source packages and (re)uses the cached dbt manifest. It connects to
 no database and resolves no secret; that happens when a run starts.
+
+The manifest check comes first, before Dagster is imported: when the installed packages changed, ``dbt
+parse`` then runs in the background while the rest of this module imports and discovers sources.
 """
 
 from __future__ import annotations
 
-from dagster import (
+from oso_dagster import dbt_project
+from oso_dagster.entry_points import installed_dbt_packages
+from oso_dagster.settings import Settings
+
+
+def _start_manifest(settings: Settings) -> dbt_project.ManifestJob:
+    return dbt_project.start(settings, installed_dbt_packages())
+
+
+_settings = Settings.from_env()
+_manifest_job = _start_manifest(_settings)
+
+# Imported after the manifest job started so the two overlap (see the module docstring).
+from dagster import (  # noqa: E402
     AssetSelection,
     DefaultScheduleStatus,
     Definitions,
@@ -15,14 +31,16 @@ from dagster import (
     multiprocess_executor,
 )
 
-from oso_dagster.asset_checks import freshness_checks, freshness_sensor, row_count_checks
-from oso_dagster.dbt_assets import DBT_RESOURCE_KEY, build_staging_assets, dbt_resource
-from oso_dagster.dbt_project import prepare
-from oso_dagster.discovery import Discovery, discover
-from oso_dagster.settings import Settings
+from oso_dagster.asset_checks import freshness_checks, freshness_sensor, row_count_checks  # noqa: E402
+from oso_dagster.dbt_assets import DBT_RESOURCE_KEY, build_staging_assets, dbt_resource  # noqa: E402
+from oso_dagster.discovery import Discovery, discover  # noqa: E402
 
 
-def build_definitions(settings: Settings | None = None, discovery: Discovery | None = None) -> Definitions:
+def build_definitions(
+    settings: Settings | None = None,
+    discovery: Discovery | None = None,
+    manifest_job: dbt_project.ManifestJob | None = None,
+) -> Definitions:
     """Replication assets of every installed source package, plus their staging models."""
     settings = settings or Settings.from_env()
     discovery = discovery or discover()
@@ -32,7 +50,8 @@ def build_definitions(settings: Settings | None = None, discovery: Discovery | N
     counts = [check for source in sources if (check := row_count_checks(source)) is not None]
     sensor = freshness_sensor(fresh)
     resources = {}
-    manifest = prepare(settings, discovery.packages)
+    job = manifest_job or dbt_project.start(settings, discovery.packages)
+    manifest = job.result()
     if manifest is not None:
         assets.append(build_staging_assets(manifest))
         resources[DBT_RESOURCE_KEY] = dbt_resource(settings.dbt_dir)
@@ -65,4 +84,4 @@ def sync_schedule(name: str, cron: str, settings: Settings) -> ScheduleDefinitio
     )
 
 
-defs = build_definitions()
+defs = build_definitions(_settings, manifest_job=_manifest_job)

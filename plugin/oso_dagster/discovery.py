@@ -9,20 +9,18 @@ assets never vanish silently; ``OSO_ON_BROKEN_SOURCE=warn`` keeps the good ones 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, distributions
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 from dagster import AssetsDefinition
 
+from oso_dagster.entry_points import ENTRY_POINT_GROUP, dbt_dir_of, installed_entry_points
 from oso_dagster.errors import ConfigurationError, SourcePackageError
 from oso_dagster.factories.sql import SqlSource, source_of
-
-ENTRY_POINT_GROUP = "oso_dagster.sources"
 
 
 @dataclass(frozen=True)
@@ -41,25 +39,6 @@ class SourcePackage:
 class Discovery:
     packages: tuple[SourcePackage, ...]
     errors: tuple[SourcePackageError, ...] = field(default=())
-
-
-def installed_entry_points() -> list[tuple[str, str, EntryPoint]]:
-    """``(distribution, version, entry point)`` for the group, sorted and de-duplicated by distribution.
-
-    A distribution seen twice on ``sys.path`` counts once: the first one wins, as for imports.
-    """
-    seen: dict[str, tuple[str, str, list[EntryPoint]]] = {}
-    for dist in distributions():
-        name = dist.metadata["Name"] or "?"
-        key = name.lower().replace("_", "-")
-        if key in seen:
-            continue
-        eps = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
-        seen[key] = (name, dist.version, eps)
-    return sorted(
-        ((name, version, ep) for name, version, eps in seen.values() for ep in eps),
-        key=lambda item: (item[0].lower(), item[2].name),
-    )
 
 
 def discover(on_broken: str | None = None) -> Discovery:
@@ -116,7 +95,7 @@ def _load(dist_name: str, version: str, ep: EntryPoint) -> SourcePackage:
         entry_point=f"{ep.name} = {ep.value}",
         assets=assets,
         sources=sources,
-        dbt_dir=_dbt_dir(ep),
+        dbt_dir=dbt_dir_of(ep),
     )
 
 
@@ -133,16 +112,3 @@ def _collect_assets(loaded: object) -> tuple[AssetsDefinition, ...]:
         found.extend(a for a in items if isinstance(a, AssetsDefinition) and source_of(a) is not None)
     unique = {id(a): a for a in found}
     return tuple(unique.values())
-
-
-def _dbt_dir(ep: EntryPoint) -> Path | None:
-    """``<top-level package>/dbt`` if it holds a dbt project."""
-    top = ep.module.split(".")[0]
-    spec = importlib.util.find_spec(top)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "dbt"
-        if (candidate / "dbt_project.yml").is_file():
-            return candidate.resolve()
-    return None
