@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from oso_dagster.dbt_project import write_project
 from oso_dagster.settings import Settings
+
 from reliability.helpers import run_subprocess, src
 
 RIGHT = "Sekr3t-pw"

@@ -1,0 +1,64 @@
+"""A 20M-row table replicates with bounded memory (peak RSS of the replicating process under 1 GB) and
+bounded temporary disk (dlt's load files, removed once loaded)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from reliability.helpers import src, start, wh
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+ROWS = 20_000_000
+GB = 1024**3
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):  # dlt moves files between folders as it works
+                total += (Path(root) / name).stat().st_size
+    return total
+
+
+@pytest.mark.timeout(600)
+def test_twenty_million_rows_with_bounded_memory_and_disk(pg_url: str) -> None:
+    src(pg_url, "CREATE TABLE huge (id bigint PRIMARY KEY, seq bigint NOT NULL, tag text)")
+    src(pg_url, f"INSERT INTO huge SELECT g, g, 't' || (g % 1000) FROM generate_series(1, {ROWS}) g")
+    pipelines = Path(os.environ["OSO_HOME"]) / "dlt_pipelines"
+    peak_disk = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_disk
+        while not done.is_set():
+            peak_disk = max(peak_disk, _size(pipelines))
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.monotonic()
+    proc = start("large", pg_url, [{"table": "huge", "incremental": "seq"}], retries=0)
+    assert proc.stdout is not None
+    output = proc.stdout.read()  # drain the pipe, then reap the child with its own resource usage
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.monotonic() - started
+    done.set()
+    sampler.join()
+    assert proc.returncode == 0, output[-3000:]
+    peak_rss = usage.ru_maxrss * 1024  # Linux reports KiB
+    warehouse = (Path(os.environ["OSO_HOME"]) / "warehouse.duckdb").stat().st_size
+    print(f"20M rows: {elapsed:.0f}s, peak RSS {peak_rss / GB:.2f} GB, peak dlt temp {peak_disk / GB:.2f} GB, "
+          f"warehouse {warehouse / GB:.2f} GB, left in dlt_pipelines {_size(pipelines) / 1024**2:.1f} MB")
+    assert wh("SELECT count(*), count(DISTINCT id), max(seq) FROM large.huge") == [(ROWS, ROWS, ROWS)]
+    assert peak_rss < 1 * GB
+    assert 0 < peak_disk < 2 * GB  # the extracted load files: about the table's size, not a multiple
+    assert _size(pipelines) < 50 * 1024**2  # load files are deleted once loaded
