@@ -350,7 +350,7 @@ def reconcile_deletes(pipeline: dlt.Pipeline, engine: Engine, plan: TablePlan) -
         before = client.execute_sql(f"SELECT count(*) FROM {target}")[0][0]
         client.execute_sql(f"DELETE FROM {target} AS t WHERE NOT EXISTS (SELECT 1 FROM {snapshot} AS k WHERE {match})")
         after = client.execute_sql(f"SELECT count(*) FROM {target}")[0][0]
-        client.execute_sql(f"DELETE FROM {snapshot}")
+        client.execute_sql(f"DELETE FROM {snapshot} WHERE true")  # BigQuery needs a WHERE
     return int(before) - int(after)
 
 
