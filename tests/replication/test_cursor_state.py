@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_sql
 from dlt.sources import incremental
 
-from conftest import run_sql
 from replication.helpers import materialization_metadata, query, run_ok, set_secret
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
