@@ -66,7 +66,7 @@ def test_incompatible_type_change_fails_clearly_then_reset_reloads(
     assert wh("SELECT * FROM sc.t ORDER BY id") == before  # nothing half-applied
     assert not [c for c in wh_columns("sc", "t") if "__v_" in c]
     # the way out the message gives: reset the table, and the next run reloads it with the new type
-    from oso_dagster.replication import reset_table
+    from oso_dagster.schema_changes import reset_table
 
     reset_table("sc", "t")
     _run_ok()
