@@ -47,7 +47,7 @@ def create_source_engine(url: str) -> Engine:
     except (ArgumentError, ValueError):
         raise ConfigurationError(
             f"The connection string {mask_url(url)!r} is not a SQLAlchemy URL; expected e.g. "
-            "postgresql://user:password@host:5432/dbname, mysql://user:password@host/dbname or sqlite:///path.db."
+            "postgresql://<user>:<password>@host:5432/dbname, mysql://<user>:<password>@host/dbname or sqlite:///path.db."
         ) from None
     if "+" not in parsed.drivername:
         driver = _DEFAULT_DRIVERS.get(parsed.drivername)

@@ -78,24 +78,23 @@ def dlt_type(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEngine
     return t
 
 
+# Scalar types every backend and warehouse carry as they are.
+_SCALARS = (
+    sqltypes.Integer,
+    sqltypes.String,
+    sqltypes.Boolean,
+    sqltypes.Date,
+    sqltypes.DateTime,
+    sqltypes.Time,
+    sqltypes._Binary,
+    sqltypes.Uuid,
+)
+
+
 def _is_native(t: sqltypes.TypeEngine) -> bool:
     if type(t).__name__.upper() == "SET":
         return False
-    return isinstance(
-        t,
-        (
-            sqltypes.Integer,
-            sqltypes.String,
-            sqltypes.Boolean,
-            sqltypes.Date,
-            sqltypes.DateTime,
-            sqltypes.Time,
-            sqltypes._Binary,
-            sqltypes.JSON,
-            sqltypes.ARRAY,
-            sqltypes.Uuid,
-        ),
-    )
+    return isinstance(t, (*_SCALARS, sqltypes.JSON, sqltypes.ARRAY))
 
 
 def connectorx_reads_exactly(columns: Iterable[sa.Column], dialect: str) -> bool:
@@ -114,19 +113,7 @@ def connectorx_reads_exactly(columns: Iterable[sa.Column], dialect: str) -> bool
             continue
         if isinstance(t, sqltypes.BigInteger) and getattr(t, "unsigned", False):
             return False
-        if not isinstance(
-            t,
-            (
-                sqltypes.Integer,
-                sqltypes.String,
-                sqltypes.Boolean,
-                sqltypes.Date,
-                sqltypes.DateTime,
-                sqltypes.Time,
-                sqltypes._Binary,
-                sqltypes.Uuid,
-            ),
-        ):
+        if not isinstance(t, _SCALARS):
             return False
     return True
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from replication.matrix import Json, same
+from replication.matrix import mismatches as matrix_mismatches
 
 from bigquery.conftest import BigQueryRun
 
@@ -46,14 +47,4 @@ def same_in_bigquery(landed: Any, expected: Any) -> bool:
 
 
 def mismatches(landed: dict[Any, dict[str, Any]], expected: dict[int, dict[str, Any]]) -> list[str]:
-    problems = []
-    if set(landed) != set(expected):
-        problems.append(f"ids differ: landed {sorted(landed)} expected {sorted(expected)}")
-    for row_id, row in expected.items():
-        got = landed.get(row_id, {})
-        for column, value in row.items():
-            if column not in got:
-                problems.append(f"row {row_id} column {column}: missing (landed columns {sorted(got)})")
-            elif not same_in_bigquery(got[column], value):
-                problems.append(f"row {row_id} column {column}: landed {got[column]!r}, expected {value!r}")
-    return problems
+    return matrix_mismatches(landed, expected, same_in_bigquery)

@@ -61,8 +61,11 @@ def same(landed: Any, expected: Any) -> bool:
     return landed == expected
 
 
-def mismatches(landed: dict[Any, dict[str, Any]], expected: dict[int, dict[str, Any]]) -> list[str]:
-    """Every (row, column) whose landed value differs, described for the assertion message."""
+def mismatches(
+    landed: dict[Any, dict[str, Any]], expected: dict[int, dict[str, Any]], equal: Any = None
+) -> list[str]:
+    """Every (row, column) whose landed value differs (by ``equal``, default :func:`same`), for the assertion."""
+    equal = equal or same
     problems = []
     if set(landed) != set(expected):
         problems.append(f"ids differ: landed {sorted(landed)} expected {sorted(expected)}")
@@ -71,6 +74,6 @@ def mismatches(landed: dict[Any, dict[str, Any]], expected: dict[int, dict[str, 
         for column, value in row.items():
             if column not in got:
                 problems.append(f"row {row_id} column {column}: missing (landed columns {sorted(got)})")
-            elif not same(got[column], value):
+            elif not equal(got[column], value):
                 problems.append(f"row {row_id} column {column}: landed {got[column]!r}, expected {value!r}")
     return problems
