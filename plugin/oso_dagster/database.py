@@ -18,7 +18,7 @@ from oso_dagster.utils.redact import mask_url, scrub
 
 # Driver-less MySQL URLs default to mysqlclient, which needs a C toolchain; we ship PyMySQL instead.
 _DEFAULT_DRIVERS = {"mysql": "pymysql", "mariadb": "pymysql"}
-_TRANSIENT_HINTS = (
+TRANSIENT_HINTS = (
     "could not connect",
     "connection refused",
     "connection reset",
@@ -96,7 +96,7 @@ def database_error(exc: BaseException, engine: Engine, doing: str) -> SourceData
             f"Login to {where} was refused while {doing}: {message}. "
             "Check the user and password in the secret."
         )
-    if isinstance(exc, OperationalError) and any(hint in text for hint in _TRANSIENT_HINTS):
+    if isinstance(exc, OperationalError) and any(hint in text for hint in TRANSIENT_HINTS):
         return TransientSourceError(
             f"Cannot reach {where} while {doing}: {message}. Check that the database is up and reachable "
             "from this machine (host, port, firewall); the run may be retried."

@@ -204,11 +204,6 @@ def start(settings: Settings, packages: Sequence[DbtPackage]) -> ManifestJob:
     return ManifestJob(manifest, process, lock, key)
 
 
-def prepare(settings: Settings, packages: Sequence[DbtPackage]) -> Path | None:
-    """Write the umbrella project and return its manifest path, parsing only when the fingerprint changed."""
-    return start(settings, packages).result()
-
-
 def source_group_names(manifest: Path) -> dict[str, str]:
     """dbt package name -> source name, read from each package's sources (their ``meta.dagster.asset_key``)."""
     data = json.loads(manifest.read_text(encoding="utf-8"))

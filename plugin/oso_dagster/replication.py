@@ -22,7 +22,7 @@ from dlt.sources.sql_database import sql_table
 from sqlalchemy.engine import Engine
 
 from oso_dagster import type_mapping
-from oso_dagster.database import _TRANSIENT_HINTS, create_source_engine, database_error, describe, reflect_table
+from oso_dagster.database import TRANSIENT_HINTS, create_source_engine, database_error, describe, reflect_table
 from oso_dagster.destinations import make_pipeline, warehouse_write_lock, writer_settings
 from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError, TransientSourceError
 from oso_dagster.factories.config import TableConfig
@@ -102,7 +102,7 @@ def _panic_failure(exc: BaseException, url: str) -> Failure:
     text = str(exc).strip()
     message = scrub(text.splitlines()[0] if text else type(exc).__name__, [url])
     where = describe(create_source_engine(url))
-    if any(hint in message.lower() for hint in _TRANSIENT_HINTS):
+    if any(hint in message.lower() for hint in TRANSIENT_HINTS):
         return Failure(
             description=f"Cannot reach {where} while reading rows: {message}. Check that the database is up and "
             "reachable from this machine; nothing was committed for the failed tables and the run may be retried.",

@@ -98,9 +98,7 @@ def new_source(
     try:
         _run(name, output_dir, database_url, schema, tables, incrementals, secret_group, secret_key,
              no_input, force)
-    except OsoDagsterError as exc:
-        raise click.ClickException(scrub(str(exc), secrets)) from None
-    except ValueError as exc:  # check_source_name
+    except (OsoDagsterError, ValueError) as exc:  # ValueError: check_source_name
         raise click.ClickException(scrub(str(exc), secrets)) from None
 
 
