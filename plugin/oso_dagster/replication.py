@@ -8,22 +8,23 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import dlt
 import sqlalchemy as sa
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, TableColumn, TableSchema
 from dagster_dlt import DagsterDltResource
 from dlt.common.schema import Schema
 from dlt.common.schema.exceptions import DataValidationError
 from dlt.sources.sql_database import sql_table
 from sqlalchemy.engine import Engine
 
-from oso_dagster import type_mapping
+from oso_dagster import duckdb_direct, type_mapping
 from oso_dagster.database import TRANSIENT_HINTS, create_source_engine, database_error, describe, reflect_table
 from oso_dagster.destinations import make_pipeline, warehouse_write_lock, writer_settings
+from oso_dagster.duckdb_direct import loads_directly
 from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError, TransientSourceError
 from oso_dagster.factories.config import TableConfig
 from oso_dagster.factories.sql import SqlSource
@@ -125,9 +126,31 @@ def _replicate(
             f"{'incremental on ' + str(plan.config.cursor_column) if plan.config.incremental else 'full refresh'}"
             f"{', lossless casts: ' + ', '.join(plan.casts) if plan.casts else ''}"
         )
-    dlt_source = build_dlt_source(source.name, engine, plans)
     pipeline = make_pipeline(settings, source.name)
     destination = settings.destination
+    direct = [p for p in plans if loads_directly(destination, p.config.write_disposition, p.backend)]
+    via_dlt = [p for p in plans if not loads_directly(destination, p.config.write_disposition, p.backend)]
+    with warehouse_write_lock(settings), writer_settings(settings):
+        for plan in direct:
+            yield _load_direct(context, pipeline, engine, source.name, plan)
+        if via_dlt:
+            yield from _load_with_dlt(context, pipeline, engine, source, settings, via_dlt, started)
+    if broken:  # the other tables landed; the step still fails, naming what did not
+        raise SourceDatabaseError(" ".join(str(exc) for exc in broken))
+
+
+def _load_with_dlt(
+    context: AssetExecutionContext,
+    pipeline: dlt.Pipeline,
+    engine: Engine,
+    source: SqlSource,
+    settings: Settings,
+    plans: Sequence[TablePlan],
+    started: float,
+) -> Iterator[MaterializeResult]:
+    """Run dlt's pipeline (extract, normalize, load files) for the tables that need its merge or formats."""
+    destination = settings.destination
+    dlt_source = build_dlt_source(source.name, engine, plans)
     secret_label = f"{source.secret.group_name}/{source.secret.key}"
     translator = OsoDltTranslator(
         {p.config.landing_name: table_asset_spec(source.name, p.config, destination, secret_label) for p in plans}
@@ -135,11 +158,7 @@ def _replicate(
     file_format = "jsonl" if destination == "bigquery" and any(
         type_mapping.has_nested(p.table.columns, engine.dialect.name) for p in plans
     ) else "parquet"
-    with (
-        warehouse_write_lock(settings),
-        _extract_workers(source.options.concurrency),
-        writer_settings(settings),
-    ):
+    with _extract_workers(source.options.concurrency):
         results = list(
             DagsterDltResource().run(
                 context=context,
@@ -149,16 +168,17 @@ def _replicate(
                 loader_file_format=file_format,
             )
         )
-        for plan in plans:
-            if plan.config.reconcile_deletes:
-                removed = reconcile_deletes(pipeline, engine, plan)
-                context.log.info(f"{plan.config.qualified_name}: removed {removed} row(s) whose key is gone")
+    for plan in plans:
+        if plan.config.reconcile_deletes:
+            removed = reconcile_deletes(pipeline, engine, plan)
+            context.log.info(f"{plan.config.qualified_name}: removed {removed} row(s) whose key is gone")
     elapsed = time.monotonic() - started
     by_key = {asset_key(source.name, p.config): p for p in plans}
     for result in results:
         plan = by_key[result.asset_key]
         extra: dict[str, Any] = {
             "backend": plan.backend,
+            "loader": "dlt",
             "duration_s": MetadataValue.float(round(elapsed, 3)),
             "write_disposition": plan.config.write_disposition,
         }
@@ -168,8 +188,41 @@ def _replicate(
         if cursor is not None:
             extra["cursor_value"] = MetadataValue.text(str(cursor))
         yield MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), **extra})
-    if broken:  # the other tables landed; the step still fails, naming what did not
-        raise SourceDatabaseError(" ".join(str(exc) for exc in broken))
+
+
+def _load_direct(
+    context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, source_name: str, plan: TablePlan
+) -> MaterializeResult:
+    """A full refresh streamed straight into DuckDB and swapped in (see :mod:`oso_dagster.duckdb_direct`)."""
+    name = plan.config.qualified_name
+    context.log.info(f"{name}: streaming into DuckDB, replacing the table in one transaction")
+    load = duckdb_direct.load_table(
+        pipeline,
+        _table_resource(engine, plan),
+        plan.config.landing_name,
+        Schema(source_name, normalizers={"names": NAMING_MODULE}),
+        progress=lambda rows: context.log.info(f"{name}: {rows:,} rows streamed"),
+    )
+    context.log.info(f"{name}: {load.rows:,} rows in {load.seconds:.1f}s")
+    return MaterializeResult(
+        asset_key=asset_key(source_name, plan.config),
+        metadata={
+            "rows_loaded": MetadataValue.int(load.rows),
+            "backend": plan.backend,
+            "loader": "duckdb direct",
+            "duration_s": MetadataValue.float(round(load.seconds, 3)),
+            "write_disposition": plan.config.write_disposition,
+            "dataset_name": pipeline.dataset_name,
+            "destination_name": "duckdb",
+            "dagster/table_name": f"duckdb.{pipeline.dataset_name}.{load.table}",
+            "dagster/column_schema": TableSchema(
+                columns=[
+                    TableColumn(name=column, type=str(info.get("data_type", "unknown")))
+                    for column, info in load.columns.items()
+                ]
+            ),
+        },
+    )
 
 
 def _plan_tables(
@@ -252,7 +305,8 @@ def build_dlt_source(name: str, engine: Engine, plans: Sequence[TablePlan]) -> A
 def _table_resource(engine: Engine, plan: TablePlan) -> Any:
     config = plan.config
     dialect = engine.dialect.name
-    casts = plan.casts
+    decimals = type_mapping.connectorx_decimals(plan.table.columns, dialect) if plan.backend == "connectorx" else {}
+    casts = {**plan.casts, **{name: sa.Text() for name in decimals}}
     flag = _integer_flag(plan)
 
     def column(table: sa.Table, name: str) -> Any:
@@ -284,8 +338,8 @@ def _table_resource(engine: Engine, plan: TablePlan) -> Any:
         write_disposition=config.write_disposition,
         primary_key=list(plan.primary_key) if plan.primary_key else None,
     )
-    if plan.backend == "connectorx" and (decimals := connectorx_decimal_types(plan.table, dialect)):
-        resource.add_map(lambda item: _cast_decimals(item, decimals))
+    if decimals:
+        resource.add_map(lambda item: parse_decimals(item, config.qualified_name, decimals))
     if config.soft_delete_column:
         # dlt's merge removes rows whose hard_delete column is true (bool) or non-null (other types)
         deleted = config.soft_delete_column
@@ -355,41 +409,31 @@ def reconcile_deletes(pipeline: dlt.Pipeline, engine: Engine, plan: TablePlan) -
     return int(before) - int(after)
 
 
-def connectorx_decimal_types(table: sa.Table, dialect: str) -> dict[str, Any]:
-    """The Arrow decimal type each ``numeric(p, s)`` column should have; connectorx reads them all as (38, 10).
+def parse_decimals(item: Any, table: str, decimals: Mapping[str, tuple[int, int]]) -> Any:
+    """Parse the decimal columns connectorx read as text into Arrow ``decimal128(p, s)``.
 
-    Left as (38, 10), the load file's decimals have to be rescaled by the warehouse on load, and DuckDB's
-    ``decimal(38,10) -> decimal(12,2)`` cast is slow (about 2 of the 5 seconds it takes to load 5,000,000
-    rows in bench/replicate.py); Arrow does the same cast in a tenth of the time.
-    """
-    import pyarrow as pa
-
-    types: dict[str, Any] = {}
-    for column in table.columns:
-        t = type_mapping.dlt_type(column.type, dialect)
-        if isinstance(t, sa.Numeric) and not isinstance(t, sa.Float) and t.precision is not None:
-            types[column.name] = pa.decimal128(t.precision, t.scale or 0)
-    return types
-
-
-def _cast_decimals(item: Any, types: dict[str, Any]) -> Any:
-    """Cast the decimal columns of one Arrow table to their declared precision and scale.
-
-    ``safe=True``: a value that would lose digits raises instead of being rounded. None can, since the
-    values come from a column of that precision and scale.
+    ``safe=True``: a value that does not fit raises instead of being rounded. Only PostgreSQL's special
+    values can: a ``numeric(p, s)`` column may hold ``NaN`` (and ``Infinity`` since PostgreSQL 14), which no
+    warehouse decimal holds.
     """
     import pyarrow as pa
 
     if not isinstance(item, (pa.Table, pa.RecordBatch)):
         return item
-    for name, target in types.items():
+    for name, (precision, scale) in decimals.items():
         index = item.schema.get_field_index(name)
-        if index < 0:
+        if index < 0 or not pa.types.is_string(item.schema.field(index).type):
             continue
-        field = item.schema.field(index)
-        if not pa.types.is_decimal(field.type) or field.type == target:
-            continue
-        item = item.set_column(index, field.with_type(target), item.column(index).cast(target, safe=True))
+        target = pa.decimal128(precision, scale)
+        try:
+            parsed = item.column(index).cast(target, safe=True)
+        except pa.ArrowInvalid as exc:
+            raise ConfigurationError(
+                f"Table {table!r}, column {name!r} (numeric({precision},{scale})) holds a value a "
+                f"decimal({precision},{scale}) cannot: {exc}. PostgreSQL allows NaN and Infinity in numeric "
+                f'columns; set "backend": "pyarrow" for this table, or cast the column to text in a view.'
+            ) from None
+        item = item.set_column(index, item.schema.field(index).with_type(target), parsed)
     return item
 
 

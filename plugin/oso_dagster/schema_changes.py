@@ -56,4 +56,10 @@ def reset_table(source_name: str, table: str) -> None:
     with warehouse_write_lock(settings):
         pipeline.drop()
         pipeline.sync_destination()
-        pipeline_drop(pipeline, resources=[warehouse_name(table)])()
+        landing = warehouse_name(table)
+        if pipeline.default_schema_name and landing in pipeline.default_schema.tables:
+            pipeline_drop(pipeline, resources=[landing])()
+            return
+        # a full refresh loaded directly into DuckDB (oso_dagster.duckdb_direct): dlt never tracked it
+        with pipeline.sql_client() as client:
+            client.execute_sql(f"DROP TABLE IF EXISTS {client.make_qualified_table_name(landing)}")
