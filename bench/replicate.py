@@ -139,12 +139,12 @@ def child_dlt_default(url: str, table: str) -> dict[str, float]:
     )
 
     @dlt_assets(dlt_source=sql_database(credentials=url, table_names=[table]), dlt_pipeline=pipeline)
-    def original(context: dagster.AssetExecutionContext, dlt: DagsterDltResource):
-        yield from dlt.run(context=context)
+    def original(context):
+        yield from DagsterDltResource().run(context=context)
 
     instance = dagster.DagsterInstance.ephemeral()
     started = time.monotonic()
-    result = dagster.materialize([original], instance=instance, resources={"dlt": DagsterDltResource()})
+    result = dagster.materialize([original], instance=instance)
     seconds = time.monotonic() - started
     assert result.success
     import duckdb
