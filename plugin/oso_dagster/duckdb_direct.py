@@ -2,11 +2,11 @@
 
 dlt's file-based path reads every row, writes it to a parquet file, loads that into a staging table and
 copies it into the table: four passes, one after the other, with the rows compressed into DuckDB twice.
-For a full refresh into DuckDB read with connectorx, the same dlt ``sql_table`` resource is iterated (so the
-batches, the casts and the column types are exactly those of the dlt path), and DuckDB consumes the Arrow
-batches while connectorx is still reading them, into a new version of the table that replaces the old one
-in the same transaction. Readers see the old rows or the new ones; a failed or killed run leaves the old
-ones, and no staging copy stays behind. See docs/benchmarks.md for what it saves.
+For a full refresh into DuckDB read as Arrow (connectorx or pyarrow), the same dlt ``sql_table`` resource is
+iterated (so the batches, the casts and the column types are exactly those of the dlt path), and DuckDB
+consumes the Arrow batches while the source is still being read, into a new version of the table that
+replaces the old one in the same transaction. Readers see the old rows or the new ones; a failed or killed
+run leaves the old ones, and no staging copy stays behind. See docs/benchmarks.md for what it saves.
 """
 
 from __future__ import annotations
@@ -21,13 +21,18 @@ import pyarrow as pa
 from dlt.common.libs.pyarrow import get_column_type_from_py_arrow
 from dlt.common.schema import Schema
 
+from oso_dagster.errors import ConfigurationError
+
 # the name the Arrow stream is registered under on the DuckDB connection, for the duration of one load
 _INCOMING = "oso_incoming_batches"
 
 
+ARROW_BACKENDS = ("connectorx", "pyarrow")
+
+
 def loads_directly(destination: str, write_disposition: str, backend: str) -> bool:
-    """True for the tables this module loads: full refreshes read with connectorx into DuckDB."""
-    return destination == "duckdb" and write_disposition == "replace" and backend == "connectorx"
+    """True for the tables this module loads: full refreshes read as Arrow into DuckDB."""
+    return destination == "duckdb" and write_disposition == "replace" and backend in ARROW_BACKENDS
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,13 @@ def _warehouse_columns(
             column.setdefault("nullable", arrow_schema.field(name).nullable)
         column["name"] = schema.naming.normalize_identifier(name)
         columns[name] = column
+    landed: dict[str, str] = {}
+    for name, column in columns.items():
+        if (other := landed.setdefault(column["name"], name)) != name:
+            raise ConfigurationError(
+                f"Columns {other!r} and {name!r} both become {column['name']!r} in the warehouse; rename one in "
+                "the source, or select the table through a view that renames it."
+            )
     return columns
 
 
