@@ -93,3 +93,15 @@ def column_types(schema: str, table: str) -> dict[str, str]:
             [schema, table],
         ).fetchall()
     return dict(rows)
+
+
+def assert_dlt_path_lands_the_same(monkeypatch: Any, url: str, table: str, direct_source: str) -> None:
+    """Load ``table`` again through dlt's load files (append is not a full refresh, so it skips the direct
+    DuckDB load) and check both paths landed the same column types and the same values."""
+    from replication.matrix import mismatches
+
+    set_secret(monkeypatch, "via_dlt", url)
+    meta = materialization_metadata(run_ok("via_dlt", [{"table": table, "write_disposition": "append"}]))
+    assert meta[table]["loader"] == "dlt"
+    assert column_types("via_dlt", table) == column_types(direct_source, table)
+    assert mismatches(rows_by_id(direct_source, table), rows_by_id("via_dlt", table)) == []

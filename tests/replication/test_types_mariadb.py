@@ -8,7 +8,14 @@ from decimal import Decimal
 import pytest
 from conftest import run_sql
 
-from replication.helpers import column_types, materialization_metadata, rows_by_id, run_ok, set_secret
+from replication.helpers import (
+    assert_dlt_path_lands_the_same,
+    column_types,
+    materialization_metadata,
+    rows_by_id,
+    run_ok,
+    set_secret,
+)
 from replication.matrix import Col, Json, create_statements, expected_rows, mismatches
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.slow]
@@ -73,3 +80,5 @@ def test_every_type(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     types = column_types("src", "everything")
     assert types["d_65_30"] == "VARCHAR"
     assert types["d_38_10"] == "DECIMAL(38,10)"
+    assert materialization_metadata(result)["everything"]["loader"] == "duckdb direct"
+    assert_dlt_path_lands_the_same(monkeypatch, mysql_url, "everything", "src")

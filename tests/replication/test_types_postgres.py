@@ -8,7 +8,14 @@ from decimal import Decimal
 import pytest
 from conftest import run_sql
 
-from replication.helpers import column_types, materialization_metadata, rows_by_id, run_ok, set_secret
+from replication.helpers import (
+    assert_dlt_path_lands_the_same,
+    column_types,
+    materialization_metadata,
+    rows_by_id,
+    run_ok,
+    set_secret,
+)
 from replication.matrix import Col, Json, create_statements, expected_rows, mismatches
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -110,6 +117,8 @@ def test_every_type_on_pyarrow(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     types = column_types("src", "everything")
     assert types["n_38_10"] == "DECIMAL(38,10)"
     assert types["n_unb"] == "VARCHAR"
+    assert materialization_metadata(result)["everything"]["loader"] == "duckdb direct"
+    assert_dlt_path_lands_the_same(monkeypatch, pg_url, "everything", "src")
 
 
 def test_scalars_forced_to_pyarrow_match_connectorx(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

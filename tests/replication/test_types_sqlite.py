@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from conftest import run_sql
 
-from replication.helpers import rows_by_id, run_ok, set_secret
+from replication.helpers import assert_dlt_path_lands_the_same, rows_by_id, run_ok, set_secret
 from replication.matrix import Col, Json, create_statements, expected_rows, mismatches
 
 pytestmark = pytest.mark.slow
@@ -38,3 +38,4 @@ def test_every_type(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     run_ok("src", [{"table": "everything"}])
     problems = mismatches(rows_by_id("src", "everything"), expected_rows(COLUMNS))
     assert problems == [], "\n".join(problems)
+    assert_dlt_path_lands_the_same(monkeypatch, sqlite_url, "everything", "src")
