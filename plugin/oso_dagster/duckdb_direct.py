@@ -44,7 +44,13 @@ class DirectLoad:
     rows: int
     seconds: float
     columns: dict[str, dict[str, Any]]  # dlt column schemas, by warehouse column name
-    destination_types: dict[str, str]
+
+
+def ensure_dataset(pipeline: dlt.Pipeline) -> None:
+    """Create the source's schema once, before tables are loaded (concurrently, perhaps) into it."""
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            client.create_dataset()
 
 
 def load_table(
@@ -54,11 +60,15 @@ def load_table(
     schema: Schema,
     progress: Callable[[int], None] | None = None,
 ) -> DirectLoad:
-    """Stream ``resource``'s Arrow batches into ``table_name`` of the pipeline's dataset, replacing it."""
+    """Stream ``resource``'s Arrow batches into ``table_name`` of the pipeline's dataset, replacing it.
+
+    Safe to call from several threads at once for different tables: each opens its own DuckDB connection
+    and transaction. The dataset must exist (:func:`ensure_dataset`).
+    """
     started = time.monotonic()
     hints: dict[str, dict[str, Any]] = dict(resource.compute_table_schema().get("columns") or {})
     items = iter(resource)
-    first = _first_batch_source(items)
+    first = _first_nonempty(items)
     arrow_schema = first[0].schema if first else None
     columns = _warehouse_columns(hints, arrow_schema, schema)
     mapper = pipeline.destination.capabilities().get_type_mapper()
@@ -66,8 +76,6 @@ def load_table(
     types = {source: mapper.to_destination_type(c, table_schema) for source, c in columns.items()}
     counted = _Counter(progress)
     with pipeline.sql_client() as client:
-        if not client.has_dataset():
-            client.create_dataset()
         target = client.make_qualified_table_name(table_name)
         definitions = ", ".join(
             f"{client.escape_column_name(c['name'])} {types[source]}"
@@ -99,11 +107,10 @@ def load_table(
         rows=counted.rows,
         seconds=time.monotonic() - started,
         columns={c["name"]: c for c in columns.values()},
-        destination_types={columns[s]["name"]: t for s, t in types.items()},
     )
 
 
-def _first_batch_source(items: Iterator[Any]) -> list[Any]:
+def _first_nonempty(items: Iterator[Any]) -> list[Any]:
     """The first non-empty item, so the Arrow schema is known before DuckDB starts reading."""
     for item in items:
         if item is not None and item.num_rows:

@@ -6,6 +6,7 @@ keep views over the table working, and an empty source table must still land wit
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import duckdb
@@ -80,3 +81,18 @@ def test_empty_table_lands_with_its_columns(pg_url: str, monkeypatch: pytest.Mon
     assert column_types("empty", "nothing") == {
         "id": "BIGINT", "amount": "DECIMAL(12,2)", "at": "TIMESTAMP WITH TIME ZONE"}
     assert rows_by_id("empty", "nothing") == {}
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_concurrency_loads_tables_at_once(pg_url: str, monkeypatch: pytest.MonkeyPatch, concurrency: int) -> None:
+    names = ["slow_a", "slow_b", "slow_c"]
+    for name in names:  # each takes at least a second to hand out its rows
+        run_sql(pg_url, f"CREATE VIEW {name} AS SELECT g AS id, 'v' || g AS v "
+                        "FROM (SELECT pg_sleep(1)) AS s, generate_series(1, 1000) AS g")
+    set_secret(monkeypatch, "conc", pg_url)
+    meta = materialization_metadata(run_ok("conc", [{"table": n} for n in names], concurrency=concurrency))
+    assert [meta[n]["rows_loaded"] for n in names] == [1000, 1000, 1000]
+    spans = [(dt.datetime.fromisoformat(meta[n]["started_at"]), dt.datetime.fromisoformat(meta[n]["finished_at"]))
+             for n in names]
+    overlapping = max(start for start, _ in spans) < min(end for _, end in spans)
+    assert overlapping == (concurrency == 3), spans
