@@ -1,0 +1,207 @@
+"""How one table is read: its plan (backend, lossless casts, key), decided from the reflected table, and the
+dlt ``sql_table`` resource that reads it. Both load paths (dlt's files, and the direct DuckDB load) use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dlt
+import sqlalchemy as sa
+from dagster import AssetExecutionContext
+from dlt.common.schema import Schema
+from dlt.sources.sql_database import sql_table
+from sqlalchemy.engine import Engine
+
+from oso_dagster import type_mapping
+from oso_dagster.database import reflect_table
+from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError, TransientSourceError
+from oso_dagster.factories.config import TableConfig
+from oso_dagster.naming import NAMING_MODULE
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """How one table is read in this run, decided from its reflected definition."""
+
+    config: TableConfig
+    table: sa.Table
+    backend: str
+    primary_key: tuple[str, ...] | None
+    casts: dict[str, sa.types.TypeEngine]
+
+
+def plan_tables(
+    context: AssetExecutionContext, engine: Engine, configs: Sequence[TableConfig]
+) -> tuple[list[TablePlan], list[OsoDagsterError]]:
+    """Plan every table; one that cannot be read (missing, no key) must not stop the others from loading.
+
+    Transient errors (the database is unreachable) still stop the run at once: retrying the whole step is right.
+    """
+    plans: list[TablePlan] = []
+    broken: list[OsoDagsterError] = []
+    for config in configs:
+        try:
+            plans.append(plan_table(engine, config))
+        except TransientSourceError:
+            raise
+        except OsoDagsterError as exc:
+            context.log.error(f"{config.qualified_name}: skipped in this run: {exc}")
+            broken.append(exc)
+    if not plans and broken:
+        raise SourceDatabaseError(" ".join(str(exc) for exc in broken))
+    return plans, broken
+
+
+def plan_table(engine: Engine, config: TableConfig) -> TablePlan:
+    """Reflect the table and decide backend, casts and key; raise a clear error for what cannot work."""
+    table = reflect_table(engine, config.table, config.schema)
+    dialect = engine.dialect.name
+    columns = {c.name for c in table.columns}
+    primary_key = config.primary_key or tuple(c.name for c in table.primary_key.columns) or None
+    if config.primary_key:
+        missing = [c for c in config.primary_key if c not in columns]
+        if missing:
+            raise ConfigurationError(
+                f"Table {config.qualified_name!r}: primary_key column(s) {missing} do not exist; "
+                f"its columns are {sorted(columns)}."
+            )
+    if config.cursor_column and config.cursor_column not in columns:
+        raise ConfigurationError(
+            f"Table {config.qualified_name!r}: the incremental cursor column {config.cursor_column!r} does not "
+            f"exist; its columns are {sorted(columns)}."
+        )
+    if config.soft_delete_column and config.soft_delete_column not in columns:
+        raise ConfigurationError(
+            f"Table {config.qualified_name!r}: soft_delete_column {config.soft_delete_column!r} does not exist; "
+            f"its columns are {sorted(columns)}."
+        )
+    if config.write_disposition == "merge" and not primary_key:
+        raise ConfigurationError(
+            f"Table {config.qualified_name!r} is incremental (merged on its primary key) but has no primary key: "
+            f'add "primary_key": "<column>" (or a list of columns) to its entry in sql_assets, or set '
+            f'"write_disposition": "append" to load new rows without de-duplication.'
+        )
+    casts = {
+        c.name: cast for c in table.columns if (cast := type_mapping.source_cast(c.type, dialect)) is not None
+    }
+    backend = config.backend
+    if backend == "auto":
+        backend = "connectorx" if type_mapping.connectorx_reads_exactly(table.columns, dialect) else "pyarrow"
+    return TablePlan(config=config, table=table, backend=backend, primary_key=primary_key, casts=casts)
+
+
+SCHEMA_CONTRACT: dict[str, str] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
+
+
+def build_dlt_source(name: str, engine: Engine, plans: Sequence[TablePlan]) -> Any:
+    """A dlt source with one ``sql_table`` resource per plan, named by its landing table."""
+    resources = [table_resource(engine, plan) for plan in plans]
+    schema = Schema(name, normalizers={"names": NAMING_MODULE})
+
+    # New tables and columns evolve; a column whose type changes fails instead of landing in a silent
+    # variant column (``col__v_text``) or being coerced: see schema_change_message.
+    @dlt.source(schema=schema, max_table_nesting=0, schema_contract=SCHEMA_CONTRACT)
+    def _source() -> Any:
+        return resources
+
+    return _source()
+
+
+def table_resource(engine: Engine, plan: TablePlan) -> Any:
+    config = plan.config
+    dialect = engine.dialect.name
+    decimals = type_mapping.connectorx_decimals(plan.table.columns, dialect) if plan.backend == "connectorx" else {}
+    casts = {**plan.casts, **{name: sa.Text() for name in decimals}}
+    flag = _integer_flag(plan)
+
+    def column(table: sa.Table, name: str) -> Any:
+        if name == flag:  # 0 means "not deleted": send NULL, which dlt's hard_delete keeps
+            return sa.case((table.c[name] != 0, table.c[name]), else_=sa.null()).label(name)
+        return sa.cast(table.c[name], casts[name]).label(name) if name in casts else table.c[name]
+
+    def cast_query(query: sa.sql.Select, table: sa.Table) -> sa.sql.Select:
+        if not casts and flag is None:
+            return query
+        return query.with_only_columns(*[column(table, c.name) for c in table.columns])
+
+    backend_kwargs: dict[str, Any] = {}
+    if plan.backend == "connectorx":
+        # stream bounded record batches instead of materialising the whole table
+        backend_kwargs = {"return_type": "arrow_stream", "batch_size": config.chunk_size}
+    resource = sql_table(
+        credentials=engine,
+        table=config.table,
+        schema=config.schema,
+        metadata=plan.table.metadata,
+        incremental=_cursor(config),
+        chunk_size=config.chunk_size,
+        backend=plan.backend,  # type: ignore[arg-type]
+        backend_kwargs=backend_kwargs,
+        reflection_level="full",
+        type_adapter_callback=lambda sql_type: type_mapping.dlt_type(sql_type, dialect),
+        query_adapter_callback=cast_query,
+        write_disposition=config.write_disposition,
+        primary_key=list(plan.primary_key) if plan.primary_key else None,
+    )
+    if decimals:
+        resource.add_map(lambda item: parse_decimals(item, config.qualified_name, decimals))
+    if config.soft_delete_column:
+        # dlt's merge removes rows whose hard_delete column is true (bool) or non-null (other types)
+        deleted = config.soft_delete_column
+        resource.apply_hints(columns={deleted: {"name": deleted, "hard_delete": True}})
+    return resource.with_name(config.landing_name)
+
+
+def _integer_flag(plan: TablePlan) -> str | None:
+    """An integer soft-delete column (MySQL's BOOLEAN is TINYINT(1)): dlt would delete on any non-null value."""
+    name = plan.config.soft_delete_column
+    if name is None or name in plan.casts:
+        return None
+    sql_type = plan.table.c[name].type
+    return name if isinstance(sql_type, sa.Integer) and not isinstance(sql_type, sa.Boolean) else None
+
+
+def parse_decimals(item: Any, table: str, decimals: Mapping[str, tuple[int, int]]) -> Any:
+    """Parse the decimal columns connectorx read as text into Arrow ``decimal128(p, s)``.
+
+    ``safe=True``: a value that does not fit raises instead of being rounded. Only PostgreSQL's special
+    values can: a ``numeric(p, s)`` column may hold ``NaN`` (and ``Infinity`` since PostgreSQL 14), which no
+    warehouse decimal holds.
+    """
+    import pyarrow as pa
+
+    if not isinstance(item, (pa.Table, pa.RecordBatch)):
+        return item
+    for name, (precision, scale) in decimals.items():
+        index = item.schema.get_field_index(name)
+        if index < 0 or not pa.types.is_string(item.schema.field(index).type):
+            continue
+        target = pa.decimal128(precision, scale)
+        try:
+            parsed = item.column(index).cast(target, safe=True)
+        except pa.ArrowInvalid as exc:
+            raise ConfigurationError(
+                f"Table {table!r}, column {name!r} (numeric({precision},{scale})) holds a value a "
+                f"decimal({precision},{scale}) cannot: {exc}. PostgreSQL allows NaN and Infinity in numeric "
+                f'columns; set "backend": "pyarrow" for this table, or cast the column to text in a view.'
+            ) from None
+        item = item.set_column(index, item.schema.field(index).with_type(target), parsed)
+    return item
+
+
+def _cursor(config: TableConfig) -> Any:
+    """A fresh copy of the table's ``incremental`` for this run.
+
+    Merged tables need no boundary de-duplication: rows re-read at the cursor value replace themselves
+    by primary key. Turning dlt's off (``primary_key=()``) keeps the state to the cursor value alone,
+    instead of one hash per row that shares the last cursor value.
+    """
+    if config.incremental is None:
+        return None
+    cursor = config.incremental.copy()
+    if config.write_disposition == "merge":
+        cursor.primary_key = ()
+    return cursor
