@@ -144,6 +144,8 @@ def _warehouse_columns(
         if not column.get("data_type") and arrow_schema is not None:
             column.update(get_column_type_from_py_arrow(arrow_schema.field(name).type))
             column.setdefault("nullable", arrow_schema.field(name).nullable)
+        elif not column.get("data_type"):  # an empty table of a type reflection could not name
+            column["data_type"] = "text"
         column["name"] = schema.naming.normalize_identifier(name)
         columns[name] = column
     landed: dict[str, str] = {}

@@ -1,5 +1,6 @@
-"""A 20M-row table replicates with bounded memory (peak RSS of the replicating process under 1 GB) and
-bounded temporary disk (dlt's load files, removed once loaded)."""
+"""A 20M-row table replicates with bounded memory (peak RSS of the replicating process under 1 GB), as a
+full refresh (direct DuckDB load, no load files) and incrementally (dlt's load files, bounded and removed once
+loaded)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,8 @@ def _size(path: Path) -> int:
     return total
 
 
-@pytest.mark.timeout(600)
-def test_twenty_million_rows_with_bounded_memory_and_disk(pg_url: str) -> None:
-    src(pg_url, "CREATE TABLE huge (id bigint PRIMARY KEY, seq bigint NOT NULL, tag text)")
-    src(pg_url, f"INSERT INTO huge SELECT g, g, 't' || (g % 1000) FROM generate_series(1, {ROWS}) g")
+def _replicate(name: str, pg_url: str, table: dict[str, str]) -> tuple[float, int, int]:
+    """Run one replication in a subprocess: (seconds, its peak RSS, peak bytes under dlt_pipelines)."""
     pipelines = Path(os.environ["OSO_HOME"]) / "dlt_pipelines"
     peak_disk = 0
     done = threading.Event()
@@ -45,7 +44,7 @@ def test_twenty_million_rows_with_bounded_memory_and_disk(pg_url: str) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.monotonic()
-    proc = start("large", pg_url, [{"table": "huge", "incremental": "seq"}], retries=0)
+    proc = start(name, pg_url, [table], retries=0)
     assert proc.stdout is not None
     output = proc.stdout.read()  # drain the pipe, then reap the child with its own resource usage
     _, status, usage = os.wait4(proc.pid, 0)
@@ -54,10 +53,27 @@ def test_twenty_million_rows_with_bounded_memory_and_disk(pg_url: str) -> None:
     done.set()
     sampler.join()
     assert proc.returncode == 0, output[-3000:]
-    peak_rss = usage.ru_maxrss * 1024  # Linux reports KiB
+    return elapsed, usage.ru_maxrss * 1024, peak_disk  # Linux reports KiB
+
+
+@pytest.mark.timeout(900)
+def test_twenty_million_rows_with_bounded_memory_and_disk(pg_url: str) -> None:
+    src(pg_url, "CREATE TABLE huge (id bigint PRIMARY KEY, seq bigint NOT NULL, tag text)")
+    src(pg_url, f"INSERT INTO huge SELECT g, g, 't' || (g % 1000) FROM generate_series(1, {ROWS}) g")
+    pipelines = Path(os.environ["OSO_HOME"]) / "dlt_pipelines"
+    # full refresh: the direct DuckDB load, which writes no load files
+    elapsed, peak_rss, peak_disk = _replicate("large_full", pg_url, {"table": "huge"})
+    print(f"20M rows, full refresh (direct): {elapsed:.0f}s, peak RSS {peak_rss / GB:.2f} GB, "
+          f"peak dlt temp {peak_disk / 1024**2:.1f} MB")
+    assert wh("SELECT count(*), count(DISTINCT id), max(seq) FROM large_full.huge") == [(ROWS, ROWS, ROWS)]
+    assert peak_rss < 1 * GB
+    assert peak_disk < 10 * 1024**2
+    # incremental: dlt's merge through load files
+    elapsed, peak_rss, peak_disk = _replicate("large", pg_url, {"table": "huge", "incremental": "seq"})
     warehouse = (Path(os.environ["OSO_HOME"]) / "warehouse.duckdb").stat().st_size
-    print(f"20M rows: {elapsed:.0f}s, peak RSS {peak_rss / GB:.2f} GB, peak dlt temp {peak_disk / GB:.2f} GB, "
-          f"warehouse {warehouse / GB:.2f} GB, left in dlt_pipelines {_size(pipelines) / 1024**2:.1f} MB")
+    print(f"20M rows, incremental (dlt): {elapsed:.0f}s, peak RSS {peak_rss / GB:.2f} GB, peak dlt temp "
+          f"{peak_disk / GB:.2f} GB, warehouse {warehouse / GB:.2f} GB, left in dlt_pipelines "
+          f"{_size(pipelines) / 1024**2:.1f} MB")
     assert wh("SELECT count(*), count(DISTINCT id), max(seq) FROM large.huge") == [(ROWS, ROWS, ROWS)]
     assert peak_rss < 1 * GB
     assert 0 < peak_disk < 2 * GB  # the extracted load files: about the table's size, not a multiple

@@ -16,6 +16,7 @@ from conftest import run_sql
 from replication.helpers import (
     column_types,
     materialization_metadata,
+    query,
     rows_by_id,
     run_ok,
     set_secret,
@@ -96,3 +97,15 @@ def test_concurrency_loads_tables_at_once(pg_url: str, monkeypatch: pytest.Monke
              for n in names]
     overlapping = max(start for start, _ in spans) < min(end for _, end in spans)
     assert overlapping == (concurrency == 3), spans
+
+
+def test_reset_table_drops_a_directly_loaded_table(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oso_dagster.schema_changes import reset_table
+
+    run_sql(pg_url, "CREATE TABLE items (id int PRIMARY KEY)", "INSERT INTO items VALUES (1)")
+    set_secret(monkeypatch, "rst", pg_url)
+    run_ok("rst", [{"table": "items"}])
+    reset_table("rst", "items")
+    assert query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'rst'") == []
+    run_ok("rst", [{"table": "items"}])
+    assert rows_by_id("rst", "items") == {1: {"id": 1}}
