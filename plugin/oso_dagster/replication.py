@@ -62,6 +62,10 @@ def replicate(context: AssetExecutionContext, source: SqlSource) -> Iterator[Mat
         if isinstance(error, DataValidationError):
             message = scrub(schema_change_message(source, error), secrets)
             raise Failure(description=message, allow_retries=False) from None
+        if isinstance(error, OsoDagsterError):  # ours, raised inside dlt's extraction (e.g. a value check)
+            raise Failure(
+                description=scrub(str(error), secrets), allow_retries=isinstance(error, TransientSourceError)
+            ) from None
         error = _as_dbapi_error(error)
         if isinstance(error, sa.exc.DBAPIError) and secrets:
             classified = database_error(error, create_source_engine(secrets[0]), "reading rows")

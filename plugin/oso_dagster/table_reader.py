@@ -186,7 +186,8 @@ def parse_decimals(item: Any, table: str, decimals: Mapping[str, tuple[int, int]
             raise ConfigurationError(
                 f"Table {table!r}, column {name!r} (numeric({precision},{scale})) holds a value a "
                 f"decimal({precision},{scale}) cannot: {exc}. PostgreSQL allows NaN and Infinity in numeric "
-                f'columns; set "backend": "pyarrow" for this table, or cast the column to text in a view.'
+                "columns, which no warehouse decimal holds: replicate a view that casts the column to text (or "
+                "maps those values to NULL), or fix the values in the source."
             ) from None
         item = item.set_column(index, item.schema.field(index).with_type(target), parsed)
     return item

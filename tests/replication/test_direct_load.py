@@ -15,9 +15,11 @@ from conftest import run_sql
 
 from replication.helpers import (
     column_types,
+    failure_text,
     materialization_metadata,
     query,
     rows_by_id,
+    run,
     run_ok,
     set_secret,
     warehouse,
@@ -109,3 +111,19 @@ def test_reset_table_drops_a_directly_loaded_table(pg_url: str, monkeypatch: pyt
     assert query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'rst'") == []
     run_ok("rst", [{"table": "items"}])
     assert rows_by_id("rst", "items") == {1: {"id": 1}}
+
+
+def test_nan_in_a_bounded_numeric_fails_clearly_and_keeps_the_old_table(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_sql(pg_url, "CREATE TABLE prices (id int PRIMARY KEY, amount numeric(12,2))",
+            "INSERT INTO prices VALUES (1, 1.50)")
+    set_secret(monkeypatch, "nan", pg_url)
+    run_ok("nan", [{"table": "prices"}])
+    run_sql(pg_url, "INSERT INTO prices VALUES (2, 'NaN')")
+    result = run("nan", [{"table": "prices"}])
+    assert not result.success
+    text = failure_text(result)
+    assert "Table 'prices', column 'amount' (numeric(12,2))" in text, text[:2000]
+    assert "STEP_UP_FOR_RETRY" not in [e.event_type_value for e in result.all_events]  # a data problem
+    assert rows_by_id("nan", "prices") == {1: {"id": 1, "amount": Decimal("1.50")}}
