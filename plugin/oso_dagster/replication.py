@@ -21,7 +21,7 @@ from dlt.common.schema import Schema
 from dlt.common.schema.exceptions import DataValidationError
 from sqlalchemy.engine import Engine
 
-from oso_dagster import duckdb_direct, type_mapping
+from oso_dagster import duckdb_direct
 from oso_dagster.database import TRANSIENT_HINTS, create_source_engine, database_error, describe
 from oso_dagster.deletes import reconcile_deletes
 from oso_dagster.destinations import make_pipeline, warehouse_write_lock, writer_settings
@@ -114,12 +114,13 @@ def _replicate(
     engine = create_source_engine(url)
     selected = context.selected_asset_keys
     configs = [config for config in source.tables if asset_key(source.name, config) in selected]
-    plans, broken = plan_tables(context, engine, configs)
+    plans, broken = plan_tables(context, engine, configs, settings.destination)
     for plan in plans:
         context.log.info(
             f"{plan.config.qualified_name}: backend={plan.backend}, "
             f"{'incremental on ' + str(plan.config.cursor_column) if plan.config.incremental else 'full refresh'}"
             f"{', lossless casts: ' + ', '.join(plan.casts) if plan.casts else ''}"
+            f"{', as JSON text: ' + ', '.join(sorted(plan.json_text)) if plan.json_text else ''}"
         )
     pipeline = make_pipeline(settings, source.name)
     destination = settings.destination
@@ -153,9 +154,6 @@ def _load_with_dlt(
     translator = OsoDltTranslator(
         {p.config.landing_name: table_asset_spec(source.name, p.config, destination, secret_label) for p in plans}
     )
-    file_format = "jsonl" if destination == "bigquery" and any(
-        type_mapping.has_nested(p.table.columns, engine.dialect.name) for p in plans
-    ) else "parquet"
     with _extract_workers(source.options.concurrency):
         results = list(
             DagsterDltResource().run(
@@ -163,7 +161,7 @@ def _load_with_dlt(
                 dlt_source=dlt_source,
                 dlt_pipeline=pipeline,
                 dagster_dlt_translator=translator,
-                loader_file_format=file_format,
+                loader_file_format="parquet",
             )
         )
     for plan in plans:

@@ -31,10 +31,11 @@ class TablePlan:
     backend: str
     primary_key: tuple[str, ...] | None
     casts: dict[str, sa.types.TypeEngine]
+    json_text: frozenset[str] = frozenset()  # JSON/array columns sent as their JSON text (BigQuery)
 
 
 def plan_tables(
-    context: AssetExecutionContext, engine: Engine, configs: Sequence[TableConfig]
+    context: AssetExecutionContext, engine: Engine, configs: Sequence[TableConfig], destination: str
 ) -> tuple[list[TablePlan], list[OsoDagsterError]]:
     """Plan every table; one that cannot be read (missing, no key) must not stop the others from loading.
 
@@ -44,7 +45,7 @@ def plan_tables(
     broken: list[OsoDagsterError] = []
     for config in configs:
         try:
-            plans.append(plan_table(engine, config))
+            plans.append(plan_table(engine, config, destination))
         except TransientSourceError:
             raise
         except OsoDagsterError as exc:
@@ -55,7 +56,7 @@ def plan_tables(
     return plans, broken
 
 
-def plan_table(engine: Engine, config: TableConfig) -> TablePlan:
+def plan_table(engine: Engine, config: TableConfig, destination: str = "duckdb") -> TablePlan:
     """Reflect the table and decide backend, casts and key; raise a clear error for what cannot work."""
     table = reflect_table(engine, config.table, config.schema)
     dialect = engine.dialect.name
@@ -90,7 +91,12 @@ def plan_table(engine: Engine, config: TableConfig) -> TablePlan:
     backend = config.backend
     if backend == "auto":
         backend = "connectorx" if type_mapping.connectorx_reads_exactly(table.columns, dialect) else "pyarrow"
-    return TablePlan(config=config, table=table, backend=backend, primary_key=primary_key, casts=casts)
+    json_text = frozenset(
+        c.name for c in table.columns if destination == "bigquery" and type_mapping.is_nested(c.type, dialect)
+    )
+    return TablePlan(
+        config=config, table=table, backend=backend, primary_key=primary_key, casts=casts, json_text=json_text
+    )
 
 
 SCHEMA_CONTRACT: dict[str, str] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
@@ -120,10 +126,12 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
     def column(table: sa.Table, name: str) -> Any:
         if name == flag:  # 0 means "not deleted": send NULL, which dlt's hard_delete keeps
             return sa.case((table.c[name] != 0, table.c[name]), else_=sa.null()).label(name)
+        if name in plan.json_text:
+            return sa.cast(_as_json(table.c[name], dialect), sa.Text()).label(name)
         return sa.cast(table.c[name], casts[name]).label(name) if name in casts else table.c[name]
 
     def cast_query(query: sa.sql.Select, table: sa.Table) -> sa.sql.Select:
-        if not casts and flag is None:
+        if not casts and flag is None and not plan.json_text:
             return query
         return query.with_only_columns(*[column(table, c.name) for c in table.columns])
 
@@ -141,7 +149,7 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         backend=plan.backend,  # type: ignore[arg-type]
         backend_kwargs=backend_kwargs,
         reflection_level="full",
-        type_adapter_callback=lambda sql_type: type_mapping.dlt_type(sql_type, dialect),
+        type_adapter_callback=lambda sql_type: type_mapping.dlt_type(sql_type, dialect, bool(plan.json_text)),
         query_adapter_callback=cast_query,
         write_disposition=config.write_disposition,
         primary_key=list(plan.primary_key) if plan.primary_key else None,
@@ -153,6 +161,13 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         deleted = config.soft_delete_column
         resource.apply_hints(columns={deleted: {"name": deleted, "hard_delete": True}})
     return resource.with_name(config.landing_name)
+
+
+def _as_json(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    """A JSON or array column as a JSON value (PostgreSQL arrays need ``to_json``; their text is ``{1,2}``)."""
+    if dialect == "postgresql" and isinstance(type_mapping.unwrap(column.type), sa.ARRAY):
+        return sa.func.to_json(column)
+    return column
 
 
 def _integer_flag(plan: TablePlan) -> str | None:

@@ -16,7 +16,7 @@ from sqlalchemy import types as sqltypes
 MAX_DECIMAL_PRECISION = 38
 
 
-def _unwrap(sql_type: sqltypes.TypeEngine) -> sqltypes.TypeEngine:
+def unwrap(sql_type: sqltypes.TypeEngine) -> sqltypes.TypeEngine:
     """PostgreSQL domains behave like their base type."""
     while hasattr(sql_type, "data_type") and type(sql_type).__name__ == "DOMAIN":
         sql_type = sql_type.data_type  # type: ignore[attr-defined]
@@ -25,7 +25,7 @@ def _unwrap(sql_type: sqltypes.TypeEngine) -> sqltypes.TypeEngine:
 
 def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEngine | None:
     """The type to ``CAST`` a column to in the source query, or ``None`` to read it as it is."""
-    t = _unwrap(sql_type)
+    t = unwrap(sql_type)
     name = type(t).__name__.upper()
     if dialect in ("mysql", "mariadb"):
         if isinstance(t, sqltypes.BigInteger) and getattr(t, "unsigned", False):
@@ -64,12 +64,17 @@ def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEng
     return sa.Text()  # inet, money, bit strings, ranges, geometry, unknown: the database's own text form
 
 
-def dlt_type(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEngine:
-    """The SQLAlchemy type dlt should derive the warehouse column from (after :func:`source_cast`)."""
+def dlt_type(sql_type: sqltypes.TypeEngine, dialect: str, json_as_text: bool = False) -> sqltypes.TypeEngine:
+    """The SQLAlchemy type dlt should derive the warehouse column from (after :func:`source_cast`).
+
+    ``json_as_text``: JSON and array columns land as their JSON text (see :func:`is_nested`).
+    """
     cast = source_cast(sql_type, dialect)
     if cast is not None:
         return cast
-    t = _unwrap(sql_type)
+    if json_as_text and is_nested(sql_type, dialect):
+        return sa.Text()
+    t = unwrap(sql_type)
     if dialect in ("mysql", "mariadb") and type(t).__name__.upper() == "TIMESTAMP":
         # a MySQL TIMESTAMP is an instant; the session reads it in UTC (see database.create_source_engine)
         return sa.DateTime(timezone=True)
@@ -132,6 +137,11 @@ def connectorx_decimals(columns: Iterable[sa.Column], dialect: str) -> dict[str,
     return decimals
 
 
-def has_nested(columns: Iterable[sa.Column], dialect: str) -> bool:
-    """True when a column lands as JSON (json/jsonb/arrays); BigQuery cannot load those from parquet."""
-    return any(isinstance(dlt_type(c.type, dialect), (sqltypes.JSON, sqltypes.ARRAY)) for c in columns)
+def is_nested(sql_type: sqltypes.TypeEngine, dialect: str) -> bool:
+    """True for a column that lands as JSON (json/jsonb, arrays).
+
+    On BigQuery such columns land as ``STRING`` holding the JSON text: BigQuery cannot load its ``JSON`` type
+    from parquet, and the JSON-lines files it can load them from lose float ``NaN``/``±Infinity`` in every
+    other column (dlt writes them as null); its ``JSON`` type would also round integers past 2**53.
+    """
+    return source_cast(sql_type, dialect) is None and isinstance(unwrap(sql_type), (sqltypes.JSON, sqltypes.ARRAY))
