@@ -30,9 +30,14 @@ _INCOMING = "oso_incoming_batches"
 ARROW_BACKENDS = ("connectorx", "pyarrow")
 
 
-def loads_directly(destination: str, write_disposition: str, backend: str) -> bool:
-    """True for the tables this module loads: full refreshes read as Arrow into DuckDB."""
-    return destination == "duckdb" and write_disposition == "replace" and backend in ARROW_BACKENDS
+def loads_directly(destination: str, write_disposition: str, backend: str, incremental: bool) -> bool:
+    """True for the tables this module loads: full refreshes read as Arrow into DuckDB.
+
+    A "replace" table with an ``incremental`` keeps going through dlt, which owns the cursor state.
+    """
+    return (
+        destination == "duckdb" and write_disposition == "replace" and backend in ARROW_BACKENDS and not incremental
+    )
 
 
 @dataclass(frozen=True)

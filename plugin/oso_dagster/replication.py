@@ -124,8 +124,8 @@ def _replicate(
         )
     pipeline = make_pipeline(settings, source.name)
     destination = settings.destination
-    direct = [p for p in plans if loads_directly(destination, p.config.write_disposition, p.backend)]
-    via_dlt = [p for p in plans if not loads_directly(destination, p.config.write_disposition, p.backend)]
+    direct = [p for p in plans if _loads_directly(destination, p)]
+    via_dlt = [p for p in plans if not _loads_directly(destination, p)]
     failed: list[BaseException] = []  # direct loads that failed; raised once the other tables landed
     with warehouse_write_lock(settings), writer_settings(settings):
         if direct:
@@ -136,6 +136,11 @@ def _replicate(
         raise failed[0]
     if broken:  # the other tables landed; the step still fails, naming what did not
         raise SourceDatabaseError(" ".join(str(exc) for exc in broken))
+
+
+def _loads_directly(destination: str, plan: TablePlan) -> bool:
+    config = plan.config
+    return loads_directly(destination, config.write_disposition, plan.backend, config.incremental is not None)
 
 
 def _load_with_dlt(

@@ -127,3 +127,15 @@ def test_nan_in_a_bounded_numeric_fails_clearly_and_keeps_the_old_table(
     assert "Table 'prices', column 'amount' (numeric(12,2))" in text, text[:2000]
     assert "STEP_UP_FOR_RETRY" not in [e.event_type_value for e in result.all_events]  # a data problem
     assert rows_by_id("nan", "prices") == {1: {"id": 1, "amount": Decimal("1.50")}}
+
+
+def test_replace_with_a_cursor_stays_with_dlt(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dlt owns cursor state, so a "replace" table that also has an ``incremental`` is not loaded directly."""
+    from dlt.sources import incremental
+
+    run_sql(pg_url, "CREATE TABLE items (id int PRIMARY KEY, seq int NOT NULL)",
+            "INSERT INTO items SELECT g, g FROM generate_series(1, 10) g")
+    set_secret(monkeypatch, "cur", pg_url)
+    table = {"table": "items", "incremental": incremental("seq"), "write_disposition": "replace"}
+    meta = materialization_metadata(run_ok("cur", [table]))["items"]
+    assert (meta["loader"], meta["rows_loaded"], meta["cursor_value"]) == ("dlt", 10, "10")
