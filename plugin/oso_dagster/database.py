@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, OperationalError
 
 from oso_dagster.errors import ConfigurationError, SourceDatabaseError, TransientSourceError
+from oso_dagster.type_mapping import MYSQL_SPATIAL_TYPES, Geometry
 from oso_dagster.utils.redact import mask_url, scrub
 
 # Driver-less MySQL URLs default to mysqlclient, which needs a C toolchain; we ship PyMySQL instead.
@@ -66,7 +67,15 @@ def create_source_engine(url: str) -> Engine:
         ) from None
     if engine.dialect.name in ("mysql", "mariadb"):
         sa.event.listen(engine, "connect", _mysql_session_in_utc)
+        _know_spatial_types(engine)
     return engine
+
+
+def _know_spatial_types(engine: Engine) -> None:
+    """Teach the MySQL dialect its spatial type names (as GeoAlchemy does), so reflection can tell them apart."""
+    names = engine.dialect.ischema_names  # type: ignore[attr-defined]
+    for name in MYSQL_SPATIAL_TYPES:
+        names.setdefault(name, Geometry)
 
 
 def _mysql_session_in_utc(dbapi_connection: object, _record: object) -> None:

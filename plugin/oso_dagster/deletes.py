@@ -43,7 +43,7 @@ def reconcile_deletes(pipeline: dlt.Pipeline, engine: Engine, plan: TablePlan) -
         backend="pyarrow" if plan.backend == "connectorx" else plan.backend,  # type: ignore[arg-type]
         reflection_level="full",
         included_columns=key,
-        type_adapter_callback=lambda sql_type: type_mapping.dlt_type(sql_type, dialect),
+        type_adapter_callback=lambda sql_type: type_mapping.dlt_column_type(sql_type, dialect),
         query_adapter_callback=keys_only,
         write_disposition="replace",
     ).with_name(_keys_table(config))

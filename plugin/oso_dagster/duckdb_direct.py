@@ -102,8 +102,8 @@ def load_table(
                 except BaseException:
                     # DuckDB reports a failed read as its own error; the reader's (a connectorx panic on a
                     # dropped connection, a value that does not fit) says what happened
-                    if counted.error is not None:
-                        raise counted.error from None
+                    if counted.error is not None:  # keep its cause: the driver's error tells transient from not
+                        raise counted.error from counted.error.__cause__
                     raise
                 connection.unregister(_INCOMING)
     return DirectLoad(

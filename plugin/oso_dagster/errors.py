@@ -23,6 +23,10 @@ class TransientSourceError(SourceDatabaseError):
     """The source database failed in a way that a retry may fix (connection reset, timeout)."""
 
 
+class SourceValueError(OsoDagsterError):
+    """A source value cannot land as its column's type without changing it (the message names it)."""
+
+
 class SourcePackageError(OsoDagsterError):
     """An installed source package cannot be loaded (import error, wrong object, duplicate name)."""
 

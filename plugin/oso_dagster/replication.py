@@ -19,6 +19,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 from dagster_dlt import DagsterDltResource
 from dlt.common.schema import Schema
 from dlt.common.schema.exceptions import DataValidationError
+from dlt.extract.exceptions import ResourceExtractionError
 from sqlalchemy.engine import Engine
 
 from oso_dagster import duckdb_direct
@@ -33,7 +34,7 @@ from oso_dagster.factories.translator import OsoDltTranslator, asset_key, table_
 from oso_dagster.naming import NAMING_MODULE
 from oso_dagster.schema_changes import schema_change_message
 from oso_dagster.settings import Settings
-from oso_dagster.table_reader import TablePlan, build_dlt_source, plan_tables, table_resource
+from oso_dagster.table_reader import TablePlan, build_dlt_source, explain_read_error, plan_tables, table_resource
 from oso_dagster.utils.redact import scrub
 from oso_dagster.utils.secrets import resolver_from_settings
 
@@ -160,15 +161,24 @@ def _load_with_dlt(
         {p.config.landing_name: table_asset_spec(source.name, p.config, destination, secret_label) for p in plans}
     )
     with _extract_workers(source.options.concurrency):
-        results = list(
-            DagsterDltResource().run(
-                context=context,
-                dlt_source=dlt_source,
-                dlt_pipeline=pipeline,
-                dagster_dlt_translator=translator,
-                loader_file_format="parquet",
+        try:
+            results = list(
+                DagsterDltResource().run(
+                    context=context,
+                    dlt_source=dlt_source,
+                    dlt_pipeline=pipeline,
+                    dagster_dlt_translator=translator,
+                    loader_file_format="parquet",
+                )
             )
-        )
+        except Exception as exc:
+            failed = _failed_resource(exc)
+            plan = next((p for p in plans if p.config.landing_name == failed), None)
+            inner = _unwrap_dlt_error(exc)
+            explained = explain_read_error(inner, engine, plan) if plan is not None else inner
+            if explained is inner:
+                raise
+            raise explained from None
     for plan in plans:
         if plan.config.reconcile_deletes:
             removed = reconcile_deletes(pipeline, engine, plan)
@@ -230,13 +240,20 @@ def _load_direct(
     name = plan.config.qualified_name
     started_at = datetime.now(UTC)
     context.log.info(f"{name}: streaming into DuckDB, replacing the table in one transaction")
-    load = duckdb_direct.load_table(
-        pipeline,
-        table_resource(engine, plan),
-        plan.config.landing_name,
-        Schema(source_name, normalizers={"names": NAMING_MODULE}),
-        progress=lambda rows: context.log.info(f"{name}: {rows:,} rows streamed"),
-    )
+    try:
+        load = duckdb_direct.load_table(
+            pipeline,
+            table_resource(engine, plan),
+            plan.config.landing_name,
+            Schema(source_name, normalizers={"names": NAMING_MODULE}),
+            progress=lambda rows: context.log.info(f"{name}: {rows:,} rows streamed"),
+        )
+    except Exception as exc:
+        inner = _unwrap_dlt_error(exc)
+        explained = explain_read_error(inner, engine, plan)
+        if explained is inner:
+            raise
+        raise explained from None
     context.log.info(f"{name}: {load.rows:,} rows in {load.seconds:.1f}s")
     return MaterializeResult(
         asset_key=asset_key(source_name, plan.config),
@@ -269,6 +286,16 @@ def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig)
         return resources[config.landing_name]["incremental"][config.cursor_column]["last_value"]
     except (KeyError, TypeError):
         return None
+
+
+def _failed_resource(exc: BaseException) -> str | None:
+    """The dlt resource (named by its landing table) whose extraction raised ``exc``, if dlt says."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ResourceExtractionError):
+            return seen.pipe_name
+        seen = getattr(seen, "exception", None) or seen.__cause__
+    return None
 
 
 def _unwrap_dlt_error(exc: BaseException) -> BaseException:

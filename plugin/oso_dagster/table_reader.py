@@ -15,9 +15,15 @@ from dlt.common.schema import Schema
 from dlt.sources.sql_database import sql_table
 from sqlalchemy.engine import Engine
 
-from oso_dagster import type_mapping
+from oso_dagster import type_mapping, value_checks
 from oso_dagster.database import reflect_table
-from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError, TransientSourceError
+from oso_dagster.errors import (
+    ConfigurationError,
+    OsoDagsterError,
+    SourceDatabaseError,
+    SourceValueError,
+    TransientSourceError,
+)
 from oso_dagster.factories.config import TableConfig
 from oso_dagster.naming import NAMING_MODULE
 
@@ -122,16 +128,27 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
     decimals = type_mapping.connectorx_decimals(plan.table.columns, dialect) if plan.backend == "connectorx" else {}
     casts = {**plan.casts, **{name: sa.Text() for name in decimals}}
     flag = _integer_flag(plan)
+    # values a loosely typed source hands out are checked in Python (SQLite, MySQL dates); not with connectorx,
+    # which reads PostgreSQL's own strictly typed values
+    checked = plan.backend != "connectorx" and dialect in value_checks.CHECKED_DIALECTS
 
     def column(table: sa.Table, name: str) -> Any:
+        raw = table.c[name]
         if name == flag:  # 0 means "not deleted": send NULL, which dlt's hard_delete keeps
-            return sa.case((table.c[name] != 0, table.c[name]), else_=sa.null()).label(name)
+            return sa.case((raw != 0, raw), else_=sa.null()).label(name)
         if name in plan.json_text:
-            return sa.cast(_as_json(table.c[name], dialect), sa.Text()).label(name)
-        return sa.cast(table.c[name], casts[name]).label(name) if name in casts else table.c[name]
+            return sa.cast(_as_json(raw, dialect), sa.Text()).label(name)
+        expression = type_mapping.source_expression(raw, dialect)
+        if expression is not None:
+            return expression.label(name)
+        as_text = name in casts and isinstance(casts[name], sa.Text)
+        if checked and (read := value_checks.checked_expression(raw, raw.type, dialect, config.qualified_name,
+                                                                as_text)) is not None:
+            return read.label(name)
+        return sa.cast(raw, casts[name]).label(name) if name in casts else raw
 
     def cast_query(query: sa.sql.Select, table: sa.Table) -> sa.sql.Select:
-        if not casts and flag is None and not plan.json_text:
+        if not casts and flag is None and not plan.json_text and not checked:
             return query
         return query.with_only_columns(*[column(table, c.name) for c in table.columns])
 
@@ -149,18 +166,56 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         backend=plan.backend,  # type: ignore[arg-type]
         backend_kwargs=backend_kwargs,
         reflection_level="full",
-        type_adapter_callback=lambda sql_type: type_mapping.dlt_type(sql_type, dialect, bool(plan.json_text)),
+        type_adapter_callback=lambda sql_type: type_mapping.dlt_column_type(sql_type, dialect, bool(plan.json_text)),
         query_adapter_callback=cast_query,
         write_disposition=config.write_disposition,
         primary_key=list(plan.primary_key) if plan.primary_key else None,
     )
     if decimals:
         resource.add_map(lambda item: parse_decimals(item, config.qualified_name, decimals))
+    if plan.backend == "connectorx":
+        resource.add_map(value_checks.check_date_range)
+    keep = {*(plan.primary_key or ()), *([config.cursor_column] if config.cursor_column else [])}
+    zero_dates = value_checks.nullable_for_zero_dates(plan.table, dialect, keep)
+    if zero_dates:  # their zero dates land as NULL
+        resource.apply_hints(columns={name: {"name": name, "nullable": True} for name in zero_dates})
     if config.soft_delete_column:
         # dlt's merge removes rows whose hard_delete column is true (bool) or non-null (other types)
         deleted = config.soft_delete_column
         resource.apply_hints(columns={deleted: {"name": deleted, "hard_delete": True}})
     return resource.with_name(config.landing_name)
+
+
+def explain_read_error(exc: BaseException, engine: Engine, plan: TablePlan) -> BaseException:
+    """A failed read of one table as an error naming the table (and the value, where one is to blame).
+
+    Errors of the connection (drivers', connectorx's) pass through unchanged, to be classified as transient
+    or not by the caller; a conversion error is deterministic, so it becomes a :class:`SourceValueError`
+    that is not retried.
+    """
+    if isinstance(exc, OsoDagsterError) or not _is_conversion_error(exc):
+        return exc
+    diagnosis = value_checks.diagnose_read_error(engine, plan.table, plan.config.qualified_name)
+    if diagnosis is not None:
+        return diagnosis
+    if not isinstance(exc, sa.exc.DBAPIError) and type(exc).__name__ != "DataError":
+        return SourceValueError(
+            f"Table {plan.config.qualified_name!r} could not be read as its columns' types "
+            f"({type(exc).__name__}: {str(exc)[:300]}). Nothing was loaded for this table; a retry would fail "
+            "the same way. docs/types.md lists how each type lands; replicate a view that casts the column "
+            "at fault to text to load it anyway."
+        )
+    return exc
+
+
+def _is_conversion_error(exc: BaseException) -> bool:
+    """A value that could not be converted (deterministic), as opposed to a connection failing (maybe not)."""
+    if isinstance(exc, (TypeError, ValueError, ArithmeticError)) or type(exc).__module__.startswith("pyarrow"):
+        return True
+    original = getattr(exc, "orig", None) or exc
+    if type(original).__name__ == "DataError":  # psycopg: e.g. "timestamp too large (after year 10K)"
+        return True
+    return "decode" in str(exc).lower()  # connectorx: "value too large to decode"
 
 
 def _as_json(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:

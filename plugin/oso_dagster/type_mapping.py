@@ -8,6 +8,7 @@ fast connectorx backend reads the table exactly (``connectorx_reads_exactly``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import types as sqltypes
@@ -23,6 +24,32 @@ def unwrap(sql_type: sqltypes.TypeEngine) -> sqltypes.TypeEngine:
     return sql_type
 
 
+class Geometry(sqltypes.UserDefinedType[Any]):
+    """A MySQL/MariaDB spatial column, which SQLAlchemy does not know (it would reflect as ``NullType``)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "GEOMETRY"
+
+
+MYSQL_SPATIAL_TYPES = ("geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
+                       "multipolygon", "geometrycollection", "geomcollection")
+
+
+def source_expression(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any] | None:
+    """An expression to read a column through where a ``CAST`` cannot: MySQL geometry as (E)WKT text.
+
+    ``ST_AsText`` prints coordinates with 17 significant digits, so they round-trip; a non-zero SRID is
+    kept as PostGIS's ``SRID=4326;POINT(1 2)``.
+    """
+    if dialect in ("mysql", "mariadb") and isinstance(column.type, Geometry):
+        wkt = sa.func.ST_AsText(column)
+        srid = sa.func.ST_SRID(column)
+        return sa.case((srid == 0, wkt), else_=sa.func.concat("SRID=", srid, ";", wkt))
+    return None
+
+
 def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEngine | None:
     """The type to ``CAST`` a column to in the source query, or ``None`` to read it as it is."""
     t = unwrap(sql_type)
@@ -30,6 +57,8 @@ def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEng
     if dialect in ("mysql", "mariadb"):
         if isinstance(t, sqltypes.BigInteger) and getattr(t, "unsigned", False):
             return sa.Numeric(20, 0)  # BIGINT UNSIGNED reaches 2**64-1, past int64
+        if isinstance(t, Geometry):
+            return sa.Text()  # read through source_expression as WKT
         if name == "SET":
             return sa.Text()  # the driver returns a Python set; 'a,b' text keeps it
         if name == "YEAR":
@@ -78,6 +107,19 @@ def dlt_type(sql_type: sqltypes.TypeEngine, dialect: str, json_as_text: bool = F
     if dialect in ("mysql", "mariadb") and type(t).__name__.upper() == "TIMESTAMP":
         # a MySQL TIMESTAMP is an instant; the session reads it in UTC (see database.create_source_engine)
         return sa.DateTime(timezone=True)
+    return t
+
+
+def dlt_column_type(sql_type: sqltypes.TypeEngine, dialect: str, json_as_text: bool = False) -> sqltypes.TypeEngine:
+    """:func:`dlt_type` in the form dlt's reflection maps: our ``type_adapter_callback``.
+
+    Under SQLAlchemy 2.1 ``Float`` no longer subclasses ``Numeric``, and dlt's reflection (which checks for
+    ``Numeric``) gives float columns no type at all (dlt-hub/dlt#4313): an empty or all-NULL float column would
+    then land as text, or not at all. A ``Numeric(asdecimal=False)`` is what dlt maps to ``double``.
+    """
+    t = dlt_type(sql_type, dialect, json_as_text)
+    if isinstance(t, sqltypes.Float) and not isinstance(t, sqltypes.Numeric):
+        return sa.Numeric(asdecimal=False)
     return t
 
 

@@ -1,0 +1,152 @@
+"""Values a column's type does not promise: SQLite's loose typing, MySQL zero dates and spatial columns,
+PostgreSQL's infinite timestamps. Each lands exactly, or the run fails naming table, column and value,
+without a retry and without touching what the warehouse already holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from conftest import run_sql
+
+from replication.helpers import column_types, failure_text, query, rows_by_id, run, run_ok, set_secret
+from replication.matrix import Col, create_statements, expected_rows, mismatches
+
+pytestmark = pytest.mark.slow
+
+
+def _fails_clearly(name: str, table: str, *expected: str, backend: str = "auto") -> str:
+    result = run(name, [{"table": table, "backend": backend}])
+    assert not result.success
+    text = failure_text(result)
+    for part in expected:
+        assert part in text, text[:3000]
+    events = [e.event_type_value for e in result.all_events]
+    assert "STEP_UP_FOR_RETRY" not in events, "a value problem is not retried"
+    return text
+
+
+# (declared type, a value SQLite keeps in it that the type does not promise, what the error names)
+SQLITE_UNFIT = [
+    ("INTEGER", "1.5", "holds 1.5 (real number)"),  # SQLAlchemy's reader truncated this to 1, silently
+    ("INTEGER", "'abc'", "holds 'abc' (text)"),
+    ("BOOLEAN", "2", "holds 2 (whole number), which is neither 0 nor 1"),  # was True, silently
+    ("DECIMAL(10,2)", "3.14159", "more than the 2 decimal place(s)"),  # was rounded to 3.14, silently
+    ("DECIMAL(4,2)", "123.5", "more than the 2 integer digit(s)"),
+    ("FLOAT", "'n/a'", "holds 'n/a' (text)"),
+    ("DATETIME", "1704103200", "holds 1704103200 (whole number), which is not a date and time"),
+    ("DATETIME", "'n/a'", "holds 'n/a' (text)"),
+    ("DATE", "'2024/01/02'", "which is not a date written as 'YYYY-MM-DD'"),
+    ("TEXT", "x'00ff'", "which is not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(("declared", "literal", "named"), SQLITE_UNFIT, ids=[f"{d}-{v}" for d, v, _ in SQLITE_UNFIT])
+def test_sqlite_value_its_column_cannot_hold_fails_naming_it(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, declared: str, literal: str, named: str
+) -> None:
+    run_sql(sqlite_url, f"CREATE TABLE loose (id INTEGER PRIMARY KEY, v {declared})",
+            "INSERT INTO loose VALUES (1, NULL)")
+    set_secret(monkeypatch, "lite", sqlite_url)
+    run_ok("lite", [{"table": "loose"}])
+    run_sql(sqlite_url, f"INSERT INTO loose VALUES (2, {literal})")
+    _fails_clearly("lite", "loose", "Table 'loose', column 'v'", named, "replicate a view that casts the column")
+    assert rows_by_id("lite", "loose") == {1: {"id": 1, "v": None}}  # the last good copy stays
+
+
+def test_unfit_value_in_an_incremental_table_fails_naming_it(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same check on dlt's path (merge), where the error arrives wrapped in dlt's extraction error."""
+    from dlt.sources import incremental
+
+    run_sql(sqlite_url, "CREATE TABLE events (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, qty INTEGER)",
+            "INSERT INTO events VALUES (1, 1, 10)")
+    set_secret(monkeypatch, "lite", sqlite_url)
+    table = {"table": "events", "incremental": incremental("seq")}
+    run_ok("lite", [table])
+    run_sql(sqlite_url, "INSERT INTO events VALUES (2, 2, 2.5)")
+    result = run("lite", [table])
+    assert not result.success
+    text = failure_text(result)
+    assert "Table 'events', column 'qty' (declared INTEGER) holds 2.5 (real number)" in text, text[:3000]
+    assert "STEP_UP_FOR_RETRY" not in [e.event_type_value for e in result.all_events]
+    assert rows_by_id("lite", "events") == {1: {"id": 1, "seq": 1, "qty": 10}}
+
+
+def test_sqlite_loose_values_that_fit_land_exactly(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    columns = [
+        # a REAL in a NUMERIC column: its shortest round-trip digits, not SQLite's 15-digit CAST text ('0.3')
+        Col("n", "NUMERIC", (("0.1 + 0.2", "0.30000000000000004"), ("12", "12"), ("'abc'", "abc"))),
+        Col("untyped", "", (("0.1 + 0.2", "0.30000000000000004"), ("1e300", "1e+300"))),
+        Col("money", "DECIMAL(10,2)", (("19.99", Decimal("19.99")), ("7", Decimal("7.00")),
+                                       ("'12.5'", Decimal("12.50")))),
+        Col("f", "DOUBLE", (("3", 3.0), ("9007199254740992", 9007199254740992.0))),
+        Col("vc", "VARCHAR(10)", (("123", "123"),)),
+        Col("bl", "BLOB", (("'abc'", b"abc"),)),
+        Col("dt", "DATETIME", (("'2024-01-01T10:00:00'", dt.datetime(2024, 1, 1, 10)),
+                               ("'2024-01-01 10:00:00.123'", dt.datetime(2024, 1, 1, 10, 0, 0, 123000)))),
+    ]
+    run_sql(sqlite_url, *create_statements("fits", columns))
+    set_secret(monkeypatch, "lite", sqlite_url)
+    run_ok("lite", [{"table": "fits"}])
+    problems = mismatches(rows_by_id("lite", "fits"), expected_rows(columns))
+    assert problems == [], "\n".join(problems)
+    assert column_types("lite", "fits")["money"] == "DECIMAL(10,2)"
+
+
+@pytest.mark.mariadb
+def test_mysql_zero_dates_land_as_null(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:  # zero dates exist wherever sql_mode once allowed them
+        conn.execute(sa.text("SET SESSION sql_mode = ''"))
+        conn.execute(sa.text(
+            "CREATE TABLE legacy (id int PRIMARY KEY, d date, dt datetime(6) NOT NULL, ts timestamp(6) NULL)"))
+        conn.execute(sa.text(
+            "INSERT INTO legacy VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00'), "
+            "(2, '2020-00-15', '2020-02-00 10:00:00', NULL), "
+            "(3, '2020-01-31', '2020-01-31 23:59:59.5', '2020-01-31 00:00:01')"))
+    engine.dispose()
+    set_secret(monkeypatch, "my", mysql_url)
+    for table in ({"table": "legacy"}, {"table": "legacy", "write_disposition": "append"}):  # direct, dlt
+        run_ok("my", [table])
+        rows = rows_by_id("my", "legacy")
+        assert [rows[i]["d"] for i in (1, 2, 3)] == [None, None, dt.date(2020, 1, 31)]
+        assert [rows[i]["dt"] for i in (1, 2, 3)] == [None, None, dt.datetime(2020, 1, 31, 23, 59, 59, 500000)]
+        assert rows[1]["ts"] is None and rows[3]["ts"] == dt.datetime(2020, 1, 31, 0, 0, 1, tzinfo=dt.UTC)
+    nullable = query("SELECT is_nullable FROM information_schema.columns "
+                     "WHERE table_schema = 'my' AND table_name = 'legacy' AND column_name = 'dt'")
+    assert nullable == [("YES",)]  # NOT NULL in the source, but its zero dates land as NULL
+
+
+@pytest.mark.mariadb
+def test_mysql_geometry_lands_as_wkt(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_sql(mysql_url,
+            "CREATE TABLE places (id int PRIMARY KEY, g geometry, p point)",
+            "INSERT INTO places VALUES (1, ST_GeomFromText('POINT(0.1 0.30000000000000004)'), "
+            "ST_GeomFromText('POINT(13.4 52.5)', 4326)), "
+            "(2, ST_GeomFromText('LINESTRING(1 2,3.333333333333333 4)'), NULL)")
+    set_secret(monkeypatch, "geo", mysql_url)
+    run_ok("geo", [{"table": "places"}])
+    assert column_types("geo", "places") == {"id": "BIGINT", "g": "VARCHAR", "p": "VARCHAR"}
+    assert rows_by_id("geo", "places") == {
+        1: {"id": 1, "g": "POINT(0.1 0.30000000000000004)", "p": "SRID=4326;POINT(13.4 52.5)"},
+        2: {"id": 2, "g": "LINESTRING(1 2,3.333333333333333 4)", "p": None},
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["auto", "pyarrow"])
+@pytest.mark.parametrize(("ddl", "literal"), [("timestamp", "infinity"), ("timestamptz", "-infinity"),
+                                               ("date", "0100-01-01 BC")])
+def test_postgres_timestamp_no_warehouse_holds_fails_naming_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, backend: str, ddl: str, literal: str
+) -> None:
+    run_sql(pg_url, f"CREATE TABLE spans (id int PRIMARY KEY, valid_to {ddl})",
+            "INSERT INTO spans VALUES (1, '2024-01-01')")
+    set_secret(monkeypatch, "pgv", pg_url)
+    run_ok("pgv", [{"table": "spans", "backend": backend}])
+    run_sql(pg_url, f"INSERT INTO spans VALUES (2, '{literal}')")
+    _fails_clearly("pgv", "spans", "Table 'spans', column 'valid_to'", f"holds '{literal}'",
+                   "CASE WHEN isfinite(valid_to)", backend=backend)
+    assert list(rows_by_id("pgv", "spans")) == [1]
