@@ -43,21 +43,33 @@ def checked_expression(
     reader = _reader(sql_type, dialect, as_text)
     if reader is None:
         return None
-    return sa.type_coerce(column, _Checked(_with_context(reader, table, column.name, sql_type)))
+    passthrough = (dt.date, dt.datetime) if dialect != "sqlite" else _PASSTHROUGH.get(reader, ())
+    checked = _Checked(_with_context(reader, table, column.name, sql_type), passthrough)
+    return sa.type_coerce(column, checked)
 
 
-class _Checked(sa.types.TypeDecorator[Any]):
-    """Hands every raw driver value to ``reader`` (in place of the SQLAlchemy type's own processing)."""
+class _Checked(sa.types.UserDefinedType[Any]):
+    """Hands every raw driver value to ``read`` (in place of the SQLAlchemy type's own processing); values
+    whose Python type is in ``passthrough`` are returned as they are, without a call (the common case)."""
 
-    impl = sa.types.NullType
     cache_ok = False
 
-    def __init__(self, reader: Reader) -> None:
-        super().__init__()
-        self._reader = reader
+    def __init__(self, read: Reader, passthrough: tuple[type, ...]) -> None:
+        self.read = read  # named as the arguments: SQLAlchemy copies types by their constructor's names
+        self.passthrough = passthrough
 
-    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
-        return None if value is None else self._reader(value)
+    def get_col_spec(self, **_: Any) -> str:  # never rendered: type_coerce adds no CAST
+        return "NULL"
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Reader:
+        read, passthrough = self.read, self.passthrough
+
+        def process(value: Any) -> Any:
+            if value is None or type(value) in passthrough:
+                return value
+            return read(value)
+
+        return process
 
 
 class _Unfit(Exception):
@@ -204,6 +216,16 @@ def _text(value: Any) -> str:
     if type(value) is int:
         return str(value)
     raise _Unfit("which a text column cannot hold without choosing an encoding.")
+
+
+# the values each reader returns unchanged
+_PASSTHROUGH: dict[Reader, tuple[type, ...]] = {
+    _sqlite_integer: (int,),
+    _sqlite_float: (float,),
+    _sqlite_binary: (bytes,),
+    _sqlite_string: (str,),
+    _text: (str,),
+}
 
 
 def _mysql_date(t: sqltypes.TypeEngine) -> Reader:
