@@ -151,8 +151,12 @@ def _sqlite_decimal(precision: int, scale: int) -> Reader:
         if type(value) is int:
             number = decimal.Decimal(value)
         elif type(value) is float:
-            # a REAL stored for a decimal: its shortest round-trip digits are the decimal that was written
+            # a REAL stored for a decimal: its shortest round-trip digits are the decimal that was written,
+            # or, after float arithmetic in the source (0.1 + 0.2), its 15 significant digits: all a REAL
+            # promises, and what SQLite itself prints
             number = decimal.Decimal(repr(value))
+            if number != number.quantize(step, rounding=decimal.ROUND_DOWN):
+                number = decimal.Decimal(f"{value:.15g}")
         elif isinstance(value, str):  # SQLite keeps numeric text it cannot convert losslessly as text
             try:
                 number = decimal.Decimal(value.strip())

@@ -79,8 +79,10 @@ def test_sqlite_loose_values_that_fit_land_exactly(sqlite_url: str, monkeypatch:
         # a REAL in a NUMERIC column: its shortest round-trip digits, not SQLite's 15-digit CAST text ('0.3')
         Col("n", "NUMERIC", (("0.1 + 0.2", "0.30000000000000004"), ("12", "12"), ("'abc'", "abc"))),
         Col("untyped", "", (("0.1 + 0.2", "0.30000000000000004"), ("1e300", "1e+300"))),
-        Col("money", "DECIMAL(10,2)", (("19.99", Decimal("19.99")), ("7", Decimal("7.00")),
-                                       ("'12.5'", Decimal("12.50")))),
+        Col("money", "DECIMAL(18,2)", (("19.99", Decimal("19.99")), ("7", Decimal("7.00")),
+                                       ("'12.5'", Decimal("12.50")),
+                                       ("0.1 + 0.2", Decimal("0.30")),  # float arithmetic in the source
+                                       ("12345678901234.56", Decimal("12345678901234.56")))),
         Col("f", "DOUBLE", (("3", 3.0), ("9007199254740992", 9007199254740992.0))),
         Col("vc", "VARCHAR(10)", (("123", "123"),)),
         Col("bl", "BLOB", (("'abc'", b"abc"),)),
@@ -92,7 +94,7 @@ def test_sqlite_loose_values_that_fit_land_exactly(sqlite_url: str, monkeypatch:
     run_ok("lite", [{"table": "fits"}])
     problems = mismatches(rows_by_id("lite", "fits"), expected_rows(columns))
     assert problems == [], "\n".join(problems)
-    assert column_types("lite", "fits")["money"] == "DECIMAL(10,2)"
+    assert column_types("lite", "fits")["money"] == "DECIMAL(18,2)"
 
 
 @pytest.mark.mariadb
