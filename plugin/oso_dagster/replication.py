@@ -160,25 +160,16 @@ def _load_with_dlt(
     translator = OsoDltTranslator(
         {p.config.landing_name: table_asset_spec(source.name, p.config, destination, secret_label) for p in plans}
     )
-    with _extract_workers(source.options.concurrency):
-        try:
-            results = list(
-                DagsterDltResource().run(
-                    context=context,
-                    dlt_source=dlt_source,
-                    dlt_pipeline=pipeline,
-                    dagster_dlt_translator=translator,
-                    loader_file_format="parquet",
-                )
+    with _extract_workers(source.options.concurrency), _explaining_read_errors(engine, plans):
+        results = list(
+            DagsterDltResource().run(
+                context=context,
+                dlt_source=dlt_source,
+                dlt_pipeline=pipeline,
+                dagster_dlt_translator=translator,
+                loader_file_format="parquet",
             )
-        except Exception as exc:
-            failed = _failed_resource(exc)
-            plan = next((p for p in plans if p.config.landing_name == failed), None)
-            inner = _unwrap_dlt_error(exc)
-            explained = explain_read_error(inner, engine, plan) if plan is not None else inner
-            if explained is inner:
-                raise
-            raise explained from None
+        )
     for plan in plans:
         if plan.config.reconcile_deletes:
             removed = reconcile_deletes(pipeline, engine, plan)
@@ -240,7 +231,7 @@ def _load_direct(
     name = plan.config.qualified_name
     started_at = datetime.now(UTC)
     context.log.info(f"{name}: streaming into DuckDB, replacing the table in one transaction")
-    try:
+    with _explaining_read_errors(engine, [plan]):
         load = duckdb_direct.load_table(
             pipeline,
             table_resource(engine, plan),
@@ -248,12 +239,6 @@ def _load_direct(
             Schema(source_name, normalizers={"names": NAMING_MODULE}),
             progress=lambda rows: context.log.info(f"{name}: {rows:,} rows streamed"),
         )
-    except Exception as exc:
-        inner = _unwrap_dlt_error(exc)
-        explained = explain_read_error(inner, engine, plan)
-        if explained is inner:
-            raise
-        raise explained from None
     context.log.info(f"{name}: {load.rows:,} rows in {load.seconds:.1f}s")
     return MaterializeResult(
         asset_key=asset_key(source_name, plan.config),
@@ -286,6 +271,21 @@ def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig)
         return resources[config.landing_name]["incremental"][config.cursor_column]["last_value"]
     except (KeyError, TypeError):
         return None
+
+
+@contextlib.contextmanager
+def _explaining_read_errors(engine: Engine, plans: Sequence[TablePlan]) -> Iterator[None]:
+    """Re-raise a failed read as :func:`explain_read_error` puts it, for the table whose resource failed."""
+    try:
+        yield
+    except Exception as exc:
+        failed = _failed_resource(exc)
+        plan = next((p for p in plans if p.config.landing_name == failed), plans[0] if len(plans) == 1 else None)
+        inner = _unwrap_dlt_error(exc)
+        explained = explain_read_error(inner, engine, plan) if plan is not None else inner
+        if explained is inner:
+            raise
+        raise explained from None
 
 
 def _failed_resource(exc: BaseException) -> str | None:
