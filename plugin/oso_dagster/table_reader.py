@@ -142,7 +142,7 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         if expression is not None:
             return expression.label(name)
         as_text = name in casts and isinstance(casts[name], sa.Text)
-        if checked and (read := value_checks.checked_expression(raw, raw.type, dialect, config.qualified_name,
+        if checked and (read := value_checks.checked_expression(raw, dialect, config.qualified_name,
                                                                 as_text)) is not None:
             return read.label(name)
         return sa.cast(raw, casts[name]).label(name) if name in casts else raw

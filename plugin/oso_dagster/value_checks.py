@@ -33,19 +33,18 @@ _MAX_EXACT_FLOAT_INT = 2**53
 
 
 def checked_expression(
-    column: sa.ColumnElement[Any], sql_type: sqltypes.TypeEngine, dialect: str, table: str, as_text: bool
+    column: sa.ColumnElement[Any], dialect: str, table: str, as_text: bool
 ) -> sa.ColumnElement[Any] | None:
     """``column`` with a checked reader attached (no change to the SQL), or ``None`` where none is needed.
 
     ``as_text``: the column lands as text (an untyped or unbounded SQLite column), read as the exact text
     of each value instead of SQLite's ``CAST(... AS TEXT)``, which rounds reals to 15 digits.
     """
-    reader = _reader(sql_type, dialect, as_text)
-    if reader is None:
+    found = _reader(column.type, dialect, as_text)
+    if found is None:
         return None
-    passthrough = (dt.date, dt.datetime) if dialect != "sqlite" else _PASSTHROUGH.get(reader, ())
-    checked = _Checked(_with_context(reader, table, column.name, sql_type), passthrough)
-    return sa.type_coerce(column, checked)
+    reader, passthrough = found
+    return sa.type_coerce(column, _Checked(_with_context(reader, table, column.name, column.type), passthrough))
 
 
 class _Checked(sa.types.UserDefinedType[Any]):
@@ -93,33 +92,37 @@ def _with_context(reader: Reader, table: str, column: str, sql_type: sqltypes.Ty
     return read
 
 
-def _reader(sql_type: sqltypes.TypeEngine, dialect: str, as_text: bool) -> Reader | None:
+# A reader, and the Python types of the values it would return unchanged (passed without a call).
+_Found = tuple[Reader, tuple[type, ...]]
+
+
+def _reader(sql_type: sqltypes.TypeEngine, dialect: str, as_text: bool) -> _Found | None:
     if dialect == "sqlite":
-        return _text if as_text else _sqlite_reader(sql_type)
+        return (_text, (str,)) if as_text else _sqlite_reader(sql_type)
     if dialect in ("mysql", "mariadb") and isinstance(sql_type, (sqltypes.Date, sqltypes.DateTime)):
-        return _mysql_date(sql_type)
+        return _mysql_date(sql_type), (dt.date, dt.datetime)
     return None
 
 
-def _sqlite_reader(t: sqltypes.TypeEngine) -> Reader | None:
+def _sqlite_reader(t: sqltypes.TypeEngine) -> _Found | None:
     if isinstance(t, sqltypes.Boolean):
-        return _sqlite_boolean
+        return _sqlite_boolean, ()
     if isinstance(t, sqltypes.Integer):
-        return _sqlite_integer
+        return _sqlite_integer, (int,)
     if isinstance(t, sqltypes.Float):
-        return _sqlite_float
+        return _sqlite_float, (float,)
     if isinstance(t, sqltypes.Numeric):
-        return _sqlite_decimal(t.precision, t.scale or 0) if t.precision is not None else _text
+        return (_sqlite_decimal(t.precision, t.scale or 0), ()) if t.precision is not None else (_text, (str,))
     if isinstance(t, sqltypes.DateTime):
-        return _iso(dt.datetime, "a date and time such as '2024-01-31 12:00:00'")
+        return _iso(dt.datetime, "a date and time such as '2024-01-31 12:00:00'"), ()
     if isinstance(t, sqltypes.Date):
-        return _sqlite_date
+        return _sqlite_date, ()
     if isinstance(t, sqltypes.Time):
-        return _iso(dt.time, "a time of day such as '12:00:00'")
+        return _iso(dt.time, "a time of day such as '12:00:00'"), ()
     if isinstance(t, sqltypes._Binary):
-        return _sqlite_binary
+        return _sqlite_binary, (bytes,)
     if isinstance(t, sqltypes.String):
-        return _sqlite_string
+        return _sqlite_string, (str,)
     return None  # JSON keeps SQLAlchemy's reader; other types were cast to text in the query
 
 
@@ -220,16 +223,6 @@ def _text(value: Any) -> str:
     if type(value) is int:
         return str(value)
     raise _Unfit("which a text column cannot hold without choosing an encoding.")
-
-
-# the values each reader returns unchanged
-_PASSTHROUGH: dict[Reader, tuple[type, ...]] = {
-    _sqlite_integer: (int,),
-    _sqlite_float: (float,),
-    _sqlite_binary: (bytes,),
-    _sqlite_string: (str,),
-    _text: (str,),
-}
 
 
 def _mysql_date(t: sqltypes.TypeEngine) -> Reader:

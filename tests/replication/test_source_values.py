@@ -28,6 +28,18 @@ def _fails_clearly(name: str, table: str, *expected: str, backend: str = "auto")
     return text
 
 
+def _good_copy_then_unfit(
+    monkeypatch: pytest.MonkeyPatch, url: str, name: str, table: str, create: list[str], unfit_insert: str,
+    *expected: str, backend: str = "auto",
+) -> None:
+    """Land a good copy of ``table``, add a row its types do not promise, and check the run fails clearly."""
+    run_sql(url, *create)
+    set_secret(monkeypatch, name, url)
+    run_ok(name, [{"table": table, "backend": backend}])
+    run_sql(url, unfit_insert)
+    _fails_clearly(name, table, *expected, backend=backend)
+
+
 # (declared type, a value SQLite keeps in it that the type does not promise, what the error names)
 SQLITE_UNFIT = [
     ("INTEGER", "1.5", "holds 1.5 (real number)"),  # SQLAlchemy's reader truncated this to 1, silently
@@ -47,12 +59,12 @@ SQLITE_UNFIT = [
 def test_sqlite_value_its_column_cannot_hold_fails_naming_it(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch, declared: str, literal: str, named: str
 ) -> None:
-    run_sql(sqlite_url, f"CREATE TABLE loose (id INTEGER PRIMARY KEY, v {declared})",
-            "INSERT INTO loose VALUES (1, NULL)")
-    set_secret(monkeypatch, "lite", sqlite_url)
-    run_ok("lite", [{"table": "loose"}])
-    run_sql(sqlite_url, f"INSERT INTO loose VALUES (2, {literal})")
-    _fails_clearly("lite", "loose", "Table 'loose', column 'v'", named, "replicate a view that casts the column")
+    _good_copy_then_unfit(
+        monkeypatch, sqlite_url, "lite", "loose",
+        [f"CREATE TABLE loose (id INTEGER PRIMARY KEY, v {declared})", "INSERT INTO loose VALUES (1, NULL)"],
+        f"INSERT INTO loose VALUES (2, {literal})",
+        "Table 'loose', column 'v'", named, "replicate a view that casts the column",
+    )
     assert rows_by_id("lite", "loose") == {1: {"id": 1, "v": None}}  # the last good copy stays
 
 
@@ -144,11 +156,10 @@ def test_mysql_geometry_lands_as_wkt(mysql_url: str, monkeypatch: pytest.MonkeyP
 def test_postgres_timestamp_no_warehouse_holds_fails_naming_it(
     pg_url: str, monkeypatch: pytest.MonkeyPatch, backend: str, ddl: str, literal: str
 ) -> None:
-    run_sql(pg_url, f"CREATE TABLE spans (id int PRIMARY KEY, valid_to {ddl})",
-            "INSERT INTO spans VALUES (1, '2024-01-01')")
-    set_secret(monkeypatch, "pgv", pg_url)
-    run_ok("pgv", [{"table": "spans", "backend": backend}])
-    run_sql(pg_url, f"INSERT INTO spans VALUES (2, '{literal}')")
-    _fails_clearly("pgv", "spans", "Table 'spans', column 'valid_to'", f"holds '{literal}'",
-                   "CASE WHEN isfinite(valid_to)", backend=backend)
+    _good_copy_then_unfit(
+        monkeypatch, pg_url, "pgv", "spans",
+        [f"CREATE TABLE spans (id int PRIMARY KEY, valid_to {ddl})", "INSERT INTO spans VALUES (1, '2024-01-01')"],
+        f"INSERT INTO spans VALUES (2, '{literal}')",
+        "Table 'spans', column 'valid_to'", f"holds '{literal}'", "CASE WHEN isfinite(valid_to)", backend=backend,
+    )
     assert list(rows_by_id("pgv", "spans")) == [1]
