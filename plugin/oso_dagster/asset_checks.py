@@ -1,6 +1,7 @@
-"""Asset checks for replicated tables: freshness of the last load, and row counts against the source.
+"""Asset checks for replicated tables: freshness of the last load, row counts against the source, and (only
+for a package whose dbt models do not parse) a check that reports that its staging models were left out.
 
-Both are built from the ``sql_assets`` configuration at definitions load and do their I/O only when they
+They are built from the ``sql_assets`` configuration at definitions load and do their I/O only when they
 run (after each sync, as part of the source's job, or from the freshness sensor).
 """
 
@@ -28,6 +29,7 @@ from oso_dagster.factories.sql import SqlSource
 from oso_dagster.factories.translator import asset_key
 
 ROW_COUNT_CHECK = "row_count_matches_source"
+STAGING_CHECK = "staging_models_parse"
 
 
 def freshness_checks(source: SqlSource) -> list[AssetChecksDefinition]:
@@ -130,3 +132,19 @@ def _compare_counts(source: SqlSource, tables: Sequence[TableConfig]) -> Iterato
                 "Run a sync; if it persists, rows are being lost or the table changes faster than it syncs."
             ),
         )
+
+
+def staging_left_out_check(source: SqlSource, message: str) -> AssetChecksDefinition:
+    """Fails on every table of ``source`` with dbt's error: keeps a package's unparseable models in sight."""
+    keys = [asset_key(source.name, table) for table in source.tables]
+    summary = f"Staging models of source `{source.name}` are left out: dbt cannot parse them (see the result)."
+    specs = [AssetCheckSpec(STAGING_CHECK, asset=key, description=summary) for key in keys]
+
+    @multi_asset_check(specs=specs, name=f"{source.name}_staging_models", can_subset=True)
+    def _left_out(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+        for check_key in context.selected_asset_check_keys:
+            yield AssetCheckResult(asset_key=check_key.asset_key, check_name=STAGING_CHECK, passed=False,
+                                   severity=AssetCheckSeverity.ERROR, description=message,
+                                   metadata={"dbt_error": message})
+
+    return _left_out

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,10 @@ PROJECT_NAME = "oso_warehouse"
 PROFILE_NAME = "oso"
 STAGING_SCHEMA = "staging"
 _FINGERPRINT_FILE = "oso_fingerprint.txt"
+_BROKEN_FILE = "oso_broken_packages.json"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TIMESTAMP = re.compile(r"^\d\d:\d\d:\d\d\s+")
+_ERROR_START = re.compile(r"Encountered an error|Error\b")
 _SKIP_DIRS = {"target", "dbt_packages", "logs", "__pycache__"}
 
 
@@ -103,6 +109,23 @@ def _write_yaml(path: Path, data: Mapping[str, Any]) -> None:
         path.write_text(text, encoding="utf-8")
 
 
+def dbt_project_name(package: DbtPackage) -> str:
+    """The ``name`` in a package's ``dbt_project.yml``: what dbt calls the package."""
+    assert package.dbt_dir is not None
+    path = package.dbt_dir / "dbt_project.yml"
+    try:
+        project = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DbtProjectError(f"{path} (distribution {package.distribution!r}) cannot be read: {exc}") from None
+    name = project.get("name") if isinstance(project, dict) else None
+    if not isinstance(name, str) or not name:
+        raise DbtProjectError(
+            f"{path} (distribution {package.distribution!r}) has no 'name'; every source package's dbt project "
+            "needs one."
+        )
+    return name
+
+
 def link_local_packages(project_dir: Path, packages: Sequence[DbtPackage]) -> None:
     """Install the packages' dbt projects as local dbt packages: one symlink each under ``dbt_packages``.
 
@@ -113,16 +136,8 @@ def link_local_packages(project_dir: Path, packages: Sequence[DbtPackage]) -> No
     shutil.rmtree(install_dir, ignore_errors=True)
     install_dir.mkdir()
     for package in packages:
-        if package.dbt_dir is None:
-            continue
-        project = yaml.safe_load((package.dbt_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
-        name = project.get("name")
-        if not isinstance(name, str) or not name:
-            raise DbtProjectError(
-                f"{package.dbt_dir / 'dbt_project.yml'} (distribution {package.distribution!r}) has no 'name'; "
-                "every source package's dbt project needs one."
-            )
-        (install_dir / name).symlink_to(package.dbt_dir, target_is_directory=True)
+        if package.dbt_dir is not None:
+            (install_dir / dbt_project_name(package)).symlink_to(package.dbt_dir, target_is_directory=True)
 
 
 def dbt_env() -> dict[str, str]:
@@ -137,39 +152,107 @@ def _dbt_command(project_dir: Path, *args: str) -> list[str]:
     return [dbt_executable(), *args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
 
 
-def _parse_failed(project_dir: Path, output: str) -> DbtProjectError:
-    tail = "\n".join(output.strip().splitlines()[-25:])
+def dbt_error(output: str) -> str:
+    """dbt's own error from its output: from the line that announces it on, without log timestamps."""
+    lines = [_TIMESTAMP.sub("", _ANSI.sub("", line)) for line in output.strip().splitlines()]
+    start = next((i for i, line in enumerate(lines) if _ERROR_START.search(line)), max(len(lines) - 25, 0))
+    return "\n".join(line for line in lines[start:start + 25] if line.strip())
+
+
+def parse_failed(project_dir: Path, output: str) -> DbtProjectError:
     return DbtProjectError(
-        f"`dbt parse` failed for the umbrella project {project_dir}:\n{tail}\n"
-        "Fix the staging models of the package named above (run its own tests), then load again."
+        f"`dbt parse` failed for the umbrella project {project_dir}, and not because of one package's models:\n"
+        f"{dbt_error(output)}\nFix what dbt names above, then load again."
     )
+
+
+def parse_now(project_dir: Path, settings: Settings, packages: Sequence[DbtPackage]) -> tuple[bool, str]:
+    """Write the umbrella project for ``packages`` and ``dbt parse`` it; ``(succeeded, dbt's output)``."""
+    write_project(project_dir, settings, packages)
+    link_local_packages(project_dir, packages)
+    (project_dir / "target" / "manifest.json").unlink(missing_ok=True)
+    done = subprocess.run(_dbt_command(project_dir, "parse"), cwd=project_dir, env=dbt_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    return done.returncode == 0 and (project_dir / "target" / "manifest.json").is_file(), done.stdout or ""
+
+
+@dataclass(frozen=True)
+class BrokenDbtPackage:
+    """A source package whose staging models are left out because dbt cannot parse them; its tables still load."""
+
+    distribution: str
+    message: str
+
+    @classmethod
+    def of(cls, package: DbtPackage, detail: str) -> BrokenDbtPackage:
+        return cls(package.distribution, (
+            f"Source package {package.distribution!r}: its dbt staging models ({package.dbt_dir}) do not parse, "
+            f"so they are left out and its tables replicate without staging. dbt says:\n{detail}\n"
+            "Fix the model or YAML file named above (the package's own tests parse it), reinstall the package "
+            "and reload the code location."
+        ))
+
+
+@dataclass(frozen=True)
+class Staging:
+    """The parsed umbrella project: its manifest and the packages left out of it."""
+
+    manifest: Path
+    broken: tuple[BrokenDbtPackage, ...] = ()
+
+
+def _save_broken(target: Path, broken: Sequence[BrokenDbtPackage]) -> None:
+    data = [{"distribution": b.distribution, "message": b.message} for b in broken]
+    (target / _BROKEN_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def _load_broken(target: Path) -> tuple[BrokenDbtPackage, ...]:
+    path = target / _BROKEN_FILE
+    if not path.is_file():
+        return ()
+    return tuple(BrokenDbtPackage(item["distribution"], item["message"])
+                 for item in json.loads(path.read_text(encoding="utf-8")))
 
 
 class ManifestJob:
     """The umbrella project's manifest: already current, or being parsed by ``dbt parse`` in the background.
 
-    Started before the rest of the code location imports, so dbt's start-up and parse overlap with them.
+    Started before the rest of the code location imports, so dbt's start-up and parse overlap with them. When
+    the parse fails, the packages whose models break it are found and left out (:mod:`oso_dagster.dbt_isolation`);
+    the outcome is cached under the same fingerprint as the manifest.
     """
 
-    def __init__(self, manifest: Path | None, process: subprocess.Popen[str] | None = None,
-                 lock: FileLock | None = None, key: str = "") -> None:
-        self.manifest = manifest
+    def __init__(self, staging: Staging | None, process: subprocess.Popen[str] | None = None,
+                 lock: FileLock | None = None, key: str = "", settings: Settings | None = None,
+                 packages: Sequence[DbtPackage] = (), broken: Sequence[BrokenDbtPackage] = ()) -> None:
+        self._staging = staging
         self._process = process
         self._lock = lock
         self._key = key
+        self._settings = settings
+        self._packages = list(packages)
+        self._broken = list(broken)
 
-    def result(self) -> Path | None:
-        """Wait for the parse (if one runs) and return the manifest path, or ``None`` without dbt models."""
-        if self._process is None:
-            return self.manifest
+    def result(self) -> Staging | None:
+        """Wait for the parse (if one runs); the manifest and broken packages, or ``None`` without dbt models."""
+        if self._process is None or self._staging is None:
+            return self._staging
         try:
             output, _ = self._process.communicate()
-            project_dir = self.manifest.parent.parent if self.manifest else Path()
-            if self._process.returncode != 0 or self.manifest is None or not self.manifest.is_file():
-                raise _parse_failed(project_dir, output or "")
-            (self.manifest.parent / _FINGERPRINT_FILE).write_text(self._key, encoding="utf-8")
+            manifest = self._staging.manifest
+            project_dir = manifest.parent.parent
+            packages, broken = self._packages, list(self._broken)
+            if self._process.returncode != 0 or not manifest.is_file():
+                from oso_dagster.dbt_isolation import isolate
+
+                assert self._settings is not None
+                packages, found = isolate(project_dir, self._settings, packages, output or "")
+                broken.extend(found)
+            _save_broken(manifest.parent, broken)
+            (manifest.parent / _FINGERPRINT_FILE).write_text(self._key, encoding="utf-8")
             self._process = None
-            return self.manifest
+            self._staging = Staging(manifest, tuple(broken))
+            return self._staging
         finally:
             if self._lock is not None:
                 self._lock.release()
@@ -182,18 +265,24 @@ def start(settings: Settings, packages: Sequence[DbtPackage]) -> ManifestJob:
         return ManifestJob(None)
     project_dir = settings.dbt_dir
     project_dir.mkdir(parents=True, exist_ok=True)
-    manifest = project_dir / "target" / "manifest.json"
+    target = project_dir / "target"
+    manifest = target / "manifest.json"
     key = fingerprint(settings, packages)
-    marker = project_dir / "target" / _FINGERPRINT_FILE
+    marker = target / _FINGERPRINT_FILE
     lock = FileLock(str(project_dir / ".prepare.lock"))
     lock.acquire()
     if manifest.is_file() and marker.is_file() and marker.read_text(encoding="utf-8") == key:
-        lock.release()
-        return ManifestJob(manifest)
+        try:
+            return ManifestJob(Staging(manifest, _load_broken(target)))
+        finally:
+            lock.release()
     try:
         marker.unlink(missing_ok=True)
-        write_project(project_dir, settings, packages)
-        link_local_packages(project_dir, packages)
+        (target / _BROKEN_FILE).unlink(missing_ok=True)
+        usable, broken = _readable(packages)
+        write_project(project_dir, settings, usable)
+        link_local_packages(project_dir, usable)
+        manifest.unlink(missing_ok=True)
         process = subprocess.Popen(
             _dbt_command(project_dir, "parse"), cwd=project_dir, env=dbt_env(),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -201,7 +290,23 @@ def start(settings: Settings, packages: Sequence[DbtPackage]) -> ManifestJob:
     except BaseException:
         lock.release()
         raise
-    return ManifestJob(manifest, process, lock, key)
+    return ManifestJob(Staging(manifest), process, lock, key, settings, usable, broken)
+
+
+def _readable(packages: Sequence[DbtPackage]) -> tuple[list[DbtPackage], list[BrokenDbtPackage]]:
+    """Packages whose ``dbt_project.yml`` names them; the others are broken before dbt even starts."""
+    usable: list[DbtPackage] = []
+    broken: list[BrokenDbtPackage] = []
+    for package in packages:
+        if package.dbt_dir is None:
+            continue
+        try:
+            dbt_project_name(package)
+        except DbtProjectError as exc:
+            broken.append(BrokenDbtPackage.of(package, str(exc)))
+            continue
+        usable.append(package)
+    return usable, broken
 
 
 def source_group_names(manifest: Path) -> dict[str, str]:

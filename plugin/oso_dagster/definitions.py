@@ -9,8 +9,11 @@ parse`` then runs in the background while the rest of this module imports and di
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+
 from oso_dagster import dbt_project
-from oso_dagster.entry_points import installed_dbt_packages
+from oso_dagster.entry_points import installed_dbt_packages, same_distribution
 from oso_dagster.settings import Settings
 
 
@@ -18,6 +21,7 @@ def _start_manifest(settings: Settings) -> dbt_project.ManifestJob:
     return dbt_project.start(settings, installed_dbt_packages())
 
 
+_log = logging.getLogger("oso_dagster")
 _settings = Settings.from_env()
 _manifest_job = _start_manifest(_settings)
 
@@ -31,7 +35,12 @@ from dagster import (  # noqa: E402
     multiprocess_executor,
 )
 
-from oso_dagster.asset_checks import freshness_checks, freshness_sensor, row_count_checks  # noqa: E402
+from oso_dagster.asset_checks import (  # noqa: E402
+    freshness_checks,
+    freshness_sensor,
+    row_count_checks,
+    staging_left_out_check,
+)
 from oso_dagster.dbt_assets import DBT_RESOURCE_KEY, build_staging_assets, dbt_resource  # noqa: E402
 from oso_dagster.discovery import Discovery, discover  # noqa: E402
 
@@ -51,10 +60,11 @@ def build_definitions(
     sensor = freshness_sensor(fresh)
     resources = {}
     job = manifest_job or dbt_project.start(settings, discovery.packages)
-    manifest = job.result()
-    if manifest is not None:
-        assets.append(build_staging_assets(manifest))
+    staging = job.result()
+    if staging is not None:
+        assets.extend(build_staging_assets(staging.manifest))
         resources[DBT_RESOURCE_KEY] = dbt_resource(settings.dbt_dir)
+        counts.extend(_report_left_out(staging.broken, discovery))
     # DuckDB takes one writer per file, so local runs execute their steps one after another in one
     # process (no per-step interpreter start-up either); BigQuery runs steps in parallel processes.
     executor = in_process_executor if settings.destination == "duckdb" else multiprocess_executor
@@ -67,6 +77,17 @@ def build_definitions(
         resources=resources,
         executor=executor,
     )
+
+
+def _report_left_out(broken: Sequence[dbt_project.BrokenDbtPackage], discovery: Discovery) -> list:
+    """Log each package whose staging models were left out, and give its tables a failing check saying why."""
+    checks = []
+    for package in broken:
+        _log.warning(package.message)
+        for found in discovery.packages:
+            if same_distribution(found.distribution, package.distribution):
+                checks.extend(staging_left_out_check(source, package.message) for source in found.sources)
+    return checks
 
 
 def sync_schedule(name: str, cron: str, settings: Settings) -> ScheduleDefinition:

@@ -31,7 +31,7 @@ def installed_entry_points() -> list[tuple[str, str, EntryPoint]]:
     seen: dict[str, tuple[str, str, list[EntryPoint]]] = {}
     for dist in distributions():
         name = dist.metadata["Name"] or "?"
-        key = name.lower().replace("_", "-")
+        key = _normalized(name)
         if key in seen:
             continue
         eps = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
@@ -40,6 +40,15 @@ def installed_entry_points() -> list[tuple[str, str, EntryPoint]]:
         ((name, version, ep) for name, version, eps in seen.values() for ep in eps),
         key=lambda item: (item[0].lower(), item[2].name),
     )
+
+
+def same_distribution(a: str, b: str) -> bool:
+    """Distribution names compare as pip does: case, ``-``, ``_`` and ``.`` aside."""
+    return _normalized(a) == _normalized(b)
+
+
+def _normalized(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def dbt_dir_of(ep: EntryPoint) -> Path | None:

@@ -363,7 +363,8 @@ class OsoExtension(Extension):
 def generate(spec: SourceSpec, output_dir: Path, *, force: bool = False) -> Path:
     """Render the template for ``spec`` into ``output_dir/oso-source-NAME``; return that folder.
 
-    ``force`` overwrites the files the template generates and leaves every other file alone.
+    ``force`` overwrites the files the template generates, deletes the staging models it generated earlier for
+    tables ``spec`` no longer lists (see :func:`dropped_models`) and leaves every other file alone.
     """
     from cookiecutter.exceptions import CookiecutterException, FailedHookException
     from cookiecutter.main import cookiecutter
@@ -371,6 +372,7 @@ def generate(spec: SourceSpec, output_dir: Path, *, force: bool = False) -> Path
     spec.validate()
     target = output_dir / spec.project_slug
     check_target(target, force=force)
+    dropped = dropped_models(target, spec)
     with tempfile.TemporaryDirectory(prefix="oso-new-source-") as scratch:
         # A private cookiecutter config: no user ~/.cookiecutterrc defaults, no replay file in $HOME.
         config = Path(scratch) / "config.yaml"
@@ -393,7 +395,28 @@ def generate(spec: SourceSpec, output_dir: Path, *, force: bool = False) -> Path
             raise TemplateError(f"The template refused the answers: {exc}") from None
         except CookiecutterException as exc:
             raise TemplateError(f"Rendering the template failed: {exc}") from None
+    for model in dropped:  # their dbt source tables are gone from the regenerated YAML: they would not parse
+        model.unlink()
     return Path(result)
+
+
+def dropped_models(target: Path, spec: SourceSpec) -> list[Path]:
+    """Staging models a previous run wrote into ``target`` for tables that ``spec`` no longer lists.
+
+    Read from the previous answers in ``.oso-source.json``: only a model named as the template names a
+    recorded table's model is ever listed, so a file the template did not generate never is.
+    """
+    try:
+        previous = json.loads((target / ANSWERS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(previous, dict) or previous.get("source_name") != spec.name:
+        return []
+    staging = target / "src" / f"oso_source_{spec.name}" / "dbt" / "models" / "staging"
+    kept = {staging_model_name(spec.name, table.name) for table in spec.tables}
+    earlier = {staging_model_name(spec.name, str(item["table"])) for item in previous.get("tables") or []
+               if isinstance(item, dict) and item.get("table")}
+    return sorted(path for name in earlier - kept if (path := staging / f"{name}.sql").is_file())
 
 
 def check_target(target: Path, *, force: bool) -> None:
@@ -423,6 +446,7 @@ __all__: Sequence[str] = [
     "OsoExtension",
     "SourceSpec",
     "TableSpec",
+    "dropped_models",
     "generate",
     "template_dir",
 ]

@@ -20,6 +20,7 @@ from oso_dagster.template import (
     SourceSpec,
     TableSpec,
     check_target,
+    dropped_models,
     generate,
     table_summary,
 )
@@ -37,7 +38,8 @@ Examples:
   # no database at hand: name the tables; columns are listed once known
   oso-new-source crm --table accounts --table contacts --no-input
 \b
-  # regenerate the template's files in an existing package (others kept)
+  # regenerate the template's files in an existing package (others kept; the
+  # staging models of tables no longer listed are removed)
   oso-new-source mydb --database-url sqlite:///app.db --force
 """
 
@@ -75,7 +77,8 @@ def _say(message: str) -> None:
               help=f"Secret key holding the connection string.  [default: {DEFAULT_SECRET_KEY}]")
 @click.option("--no-input", is_flag=True, help="Never prompt; use the options and defaults.")
 @click.option("--force", is_flag=True,
-              help="Write into an existing folder, overwriting only the files the template generates.")
+              help="Write into an existing folder, overwriting only the files the template generates and "
+                   "removing the staging models it generated for tables no longer listed.")
 def new_source(
     name: str,
     output_dir: Path,
@@ -161,10 +164,15 @@ def _run(
                       tables=specs, introspected=introspected)
     spec.validate()
     started = time.monotonic()
+    dropped = dropped_models(target, spec)
     project = generate(spec, output_dir, force=force)
     click.echo(f"Created {project} in {time.monotonic() - started:.1f}s. Tables:")
     for line in table_summary(specs):
         click.echo(line)
+    if dropped:
+        click.echo("Removed the staging models generated for tables no longer replicated:")
+        for model in dropped:
+            click.echo(f"  {model}")
     from oso_dagster.utils.secrets import SecretReference
 
     env_var = SecretReference(group_name=secret_group, key=secret_key).env_var

@@ -7,9 +7,12 @@ import sys
 import click
 
 from oso_dagster.checks import check_source
+from oso_dagster.dbt_project import BrokenDbtPackage, start
 from oso_dagster.discovery import discover
+from oso_dagster.entry_points import installed_dbt_packages, same_distribution
 from oso_dagster.errors import OsoDagsterError
 from oso_dagster.health import instance_available, source_health
+from oso_dagster.settings import Settings
 
 _MARK = {"ok": "ok  ", "warn": "WARN", "error": "FAIL"}
 
@@ -26,18 +29,22 @@ def list_sources() -> None:
     """Show discovered sources, their tables, incremental columns and package versions.
 
     With DAGSTER_HOME set, also each table's last successful sync, rows loaded and failing checks.
-    Exits 1 when an installed source package is broken (it is listed with the reason).
+    Exits 1 when an installed source package is broken, or its dbt staging models do not parse (it is
+    listed with the reason).
     """
     try:
         found = discover(on_broken="warn")
+        left_out = staging_left_out()
     except OsoDagsterError as exc:
         raise click.ClickException(str(exc)) from None
     if not found.packages and not found.errors:
         click.echo("No source packages installed. Create one with `oso-new-source NAME` and pip install it.")
     for package in found.packages:
         for source in package.sources:
-            click.echo(f"{source.name}  ({package.distribution} {package.version}; dbt models: "
-                       f"{'yes' if package.dbt_dir else 'no'}; secret {source.secret.group_name}/{source.secret.key})")
+            broken = any(same_distribution(b.distribution, package.distribution) for b in left_out)
+            models = "BROKEN" if broken else "yes" if package.dbt_dir else "no"
+            click.echo(f"{source.name}  ({package.distribution} {package.version}; dbt models: {models}; "
+                       f"secret {source.secret.group_name}/{source.secret.key})")
             health = source_health(source) if instance_available() else {}
             for table in source.tables:
                 mode = f"incremental on {table.cursor_column}" if table.cursor_column else "full refresh"
@@ -49,10 +56,17 @@ def list_sources() -> None:
                     failing = f"FAILING: {', '.join(state.failing_checks)}" if state.failing_checks else ""
                     line += "  " + "  ".join(part for part in (synced, rows, failing) if part)
                 click.echo(line.rstrip())
-    for error in found.errors:
+    for error in [*found.errors, *(b.message for b in left_out)]:
         click.echo(f"BROKEN: {error}", err=True)
-    if found.errors:
+    if found.errors or left_out:
         sys.exit(1)
+
+
+def staging_left_out() -> tuple[BrokenDbtPackage, ...]:
+    """Packages whose staging models the code location leaves out (the cached parse, or a fresh one)."""
+    staging = start(Settings.from_env(), installed_dbt_packages()).result()
+    return staging.broken if staging is not None else ()
+
 
 
 @main.command("check")
