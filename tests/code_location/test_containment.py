@@ -88,6 +88,8 @@ def test_unparseable_models_leave_out_only_their_package(tmp_path: Path, oso_env
     result = materialize(env_with(site, **secrets), tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
+    assert "Source package 'oso-source-bad': its dbt staging models" in result.stderr  # logged while loading
+    assert "do not parse, so they are left out" in result.stderr
     assert "staging_models_parse" in output and "depends on a source named 'bad.gone'" in output
     relations = _relations(oso_env / "warehouse.duckdb")
     assert {"good.events", "bad.orders", "staging.stg_good__events"} <= relations
