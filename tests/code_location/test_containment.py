@@ -5,7 +5,9 @@ Two generated packages on real SQLite databases, the real `dagster asset materia
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -17,6 +19,18 @@ from code_location.helpers import BIN, env_with, install, load_graph, materializ
 pytestmark = pytest.mark.slow
 
 BROKEN_MODEL = "select * from {{ source('bad', 'gone') }}\n"
+
+SYNC_JOBS = """
+import json
+from oso_dagster.definitions import defs
+jobs = {}
+for schedule in defs.schedules:
+    job = defs.resolve_job_def(schedule.job_name)
+    jobs[schedule.name] = {"assets": sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys),
+                           "steps": sorted(job.graph.node_dict)}
+checks = {a.node_def.name: sorted(k.name for k in a.check_keys) for a in defs.assets if hasattr(a, "check_keys")}
+print(json.dumps({"jobs": jobs, "checks": checks}))
+"""
 
 
 def _database(path: Path, table: str) -> str:
@@ -65,6 +79,20 @@ def test_a_failing_source_does_not_stop_the_others(tmp_path: Path, oso_env: Path
     assert not any(r.startswith("bad.") or r.startswith("staging.stg_bad__") for r in relations)
     with duckdb.connect(str(oso_env / "warehouse.duckdb"), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM staging.stg_good__events").fetchone() == (3,)
+
+
+def test_each_source_has_its_own_staging_step_in_its_sync_job(tmp_path: Path) -> None:
+    site, _ = _site(tmp_path)
+    loaded = subprocess.run([sys.executable, "-c", SYNC_JOBS], env=env_with(site), cwd=tmp_path,
+                            capture_output=True, text=True, check=False)
+    assert loaded.returncode == 0, loaded.stderr[-5000:]
+    found = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert found["jobs"]["sync_good"]["assets"] == ["good/events", "stg_good__events"]
+    assert "stage_good" in found["jobs"]["sync_good"]["steps"]
+    assert not any("bad" in step for step in found["jobs"]["sync_good"]["steps"])
+    assert found["jobs"]["sync_bad"]["assets"] == ["bad/orders", "stg_bad__orders"]
+    # dbt's tests stay asset checks, on the step of their own package
+    assert found["checks"]["stage_good"] == ["not_null_stg_good__events_id", "unique_stg_good__events_id"]
 
 
 def test_unparseable_models_leave_out_only_their_package(tmp_path: Path, oso_env: Path) -> None:
