@@ -2,7 +2,8 @@
 
 The umbrella project under ``$OSO_HOME/dbt`` lists each package's ``dbt`` folder as a local dbt package.
 It is parsed once; the manifest is reused while the fingerprint of what is installed (packages, their
-dbt files, the destination and dbt's version) stays the same, so a warm load does not re-parse.
+dbt files, the destination and dbt's version) stays the same, so a warm load does not re-parse. A package
+whose models break the parse is left out of the project and reported (cached with the same fingerprint).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ _manifest_job = _start_manifest(_settings)
 
 # Imported after the manifest job started so the two overlap (see the module docstring).
 from dagster import (  # noqa: E402
+    AssetChecksDefinition,
     AssetSelection,
     DefaultScheduleStatus,
     Definitions,
@@ -50,7 +51,11 @@ def build_definitions(
     discovery: Discovery | None = None,
     manifest_job: dbt_project.ManifestJob | None = None,
 ) -> Definitions:
-    """Replication assets of every installed source package, plus their staging models."""
+    """Replication assets of every installed source package, plus their staging models (one step per package).
+
+    A package whose staging models dbt cannot parse loads without them; it is logged and its tables get a
+    failing ``staging_models_parse`` check that carries dbt's error.
+    """
     settings = settings or Settings.from_env()
     discovery = discovery or discover()
     assets = [a for package in discovery.packages for a in package.assets]
@@ -59,18 +64,19 @@ def build_definitions(
     counts = [check for source in sources if (check := row_count_checks(source)) is not None]
     sensor = freshness_sensor(fresh)
     resources = {}
+    left_out: list[AssetChecksDefinition] = []
     job = manifest_job or dbt_project.start(settings, discovery.packages)
     staging = job.result()
     if staging is not None:
         assets.extend(build_staging_assets(staging.manifest))
         resources[DBT_RESOURCE_KEY] = dbt_resource(settings.dbt_dir)
-        counts.extend(_report_left_out(staging.broken, discovery))
+        left_out = _report_left_out(staging.broken, discovery)
     # DuckDB takes one writer per file, so local runs execute their steps one after another in one
     # process (no per-step interpreter start-up either); BigQuery runs steps in parallel processes.
     executor = in_process_executor if settings.destination == "duckdb" else multiprocess_executor
     return Definitions(
         assets=assets,
-        asset_checks=[*fresh, *counts],
+        asset_checks=[*fresh, *counts, *left_out],
         schedules=[sync_schedule(source.name, source.options.schedule, settings) for source in sources
                    if source.options.schedule],
         sensors=[sensor] if sensor else [],
@@ -79,9 +85,11 @@ def build_definitions(
     )
 
 
-def _report_left_out(broken: Sequence[dbt_project.BrokenDbtPackage], discovery: Discovery) -> list:
+def _report_left_out(
+    broken: Sequence[dbt_project.BrokenDbtPackage], discovery: Discovery
+) -> list[AssetChecksDefinition]:
     """Log each package whose staging models were left out, and give its tables a failing check saying why."""
-    checks = []
+    checks: list[AssetChecksDefinition] = []
     for package in broken:
         _log.warning(package.message)
         for found in discovery.packages:
