@@ -1,4 +1,5 @@
-"""Project tasks. `nox -s tests` is what CI runs; `nox -s demo` shows the product on the embedded default."""
+"""Project tasks. CI (`.ci/run`) runs `nox -s lint template tests`; `nox -s demo` shows the product on the embedded
+default; `nox -s dist` builds and checks the release artifacts."""
 
 from __future__ import annotations
 
