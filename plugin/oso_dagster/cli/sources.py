@@ -8,8 +8,9 @@ import click
 
 from oso_dagster.checks import check_source
 from oso_dagster.discovery import discover
-from oso_dagster.errors import OsoDagsterError
+from oso_dagster.errors import ConfigurationError, OsoDagsterError
 from oso_dagster.health import instance_available, source_health
+from oso_dagster.settings import Settings
 
 _MARK = {"ok": "ok  ", "warn": "WARN", "error": "FAIL"}
 
@@ -19,6 +20,11 @@ _MARK = {"ok": "ok  ", "warn": "WARN", "error": "FAIL"}
 )
 def main() -> None:
     """Inspect the source packages installed in this environment."""
+    # Bad settings are the environment's fault, not a package's: say so before discovery blames a package.
+    try:
+        Settings.from_env()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command("list")
