@@ -1,4 +1,5 @@
-"""Every test, test file and test folder that README and docs/ cite exists, so a citation cannot outlive its test.
+"""Every test, test file and test folder that README and docs/ cite exists, so a citation cannot outlive its test;
+likewise every ``oso_dagster.module[.name]`` and ``oso_dagster/path`` they name.
 
 Forms resolved: ``tests/dir``, ``tests/x/test_y.py`` (a path), ``test_y.py`` (a file anywhere under tests/),
 ``test_y.py::test_z[param]`` and a following ``::test_w`` on the same line (a function in that file; a
@@ -98,3 +99,58 @@ def test_citations_that_exist_pass() -> None:
     line = ("`test_deletes.py::test_delete_options_are_validated`, `::test_missing_soft_delete_column_names_table`, "
             "`test_killed_runs.py::test_killed_full_refresh_then_normal_run_is_exact[pandas]`, `tests/reliability/`")
     assert _problems(line) == []
+
+
+PLUGIN = ROOT / "plugin"
+CODE_REFERENCE = re.compile(r"\boso_dagster(?:\.\w+)+|\boso_dagster/[\w/.]*\w")
+
+
+@cache
+def _top_level_names(module: Path) -> frozenset[str]:
+    names = set()
+    for node in ast.parse(module.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return frozenset(names)
+
+
+@cache
+def _plugin_literals() -> frozenset[str]:
+    return frozenset(node.value for f in PLUGIN.rglob("*.py") for node in ast.walk(ast.parse(f.read_text()))
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str))
+
+
+def _code_problem(reference: str) -> str | None:
+    if "/" in reference:  # a file or folder of the package; the template ships as oso_dagster/template
+        exists = (PLUGIN / reference).exists() or reference == "oso_dagster/template"
+        return None if exists else f"{reference} does not exist"
+    if reference in _plugin_literals():  # a name the plugin itself uses, e.g. the entry-point group
+        return None
+    parts = reference.split(".")
+    for split in range(len(parts), 1, -1):
+        base = PLUGIN.joinpath(*parts[:split])
+        module = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+        if module.is_file():
+            missing = [name for name in parts[split:split + 1] if name not in _top_level_names(module)]
+            return f"{reference}: {module.relative_to(ROOT)} defines no {missing[0]}" if missing else None
+    return f"{reference} names no module of the plugin"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_named_module_exists(document: Path) -> None:
+    problems = [f"{document.relative_to(ROOT)}: {problem}"
+                for reference in sorted(set(CODE_REFERENCE.findall(document.read_text())))
+                if (problem := _code_problem(reference)) is not None]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(("reference", "problem"), [
+    ("oso_dagster.no_such_module", "names no module"),
+    ("oso_dagster.naming.no_such_function", "defines no no_such_function"),
+    ("oso_dagster/no_such_file.py", "does not exist"),
+])
+def test_a_stale_module_name_is_found(reference: str, problem: str) -> None:
+    assert problem in (_code_problem(reference) or "")
