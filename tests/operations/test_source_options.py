@@ -11,7 +11,9 @@ from pathlib import Path
 import dagster
 import duckdb
 import pytest
+import sqlalchemy as sa
 from conftest import run_sql
+from dlt.sources import incremental
 from oso_dagster import SecretReference, sql_assets
 from oso_dagster.asset_checks import freshness_checks
 from oso_dagster.definitions import build_definitions
@@ -88,3 +90,40 @@ def test_sqlalchemy_backend_lands_exact_values(sqlite_url: str, monkeypatch: pyt
         landed = conn.execute('SELECT id, txt, amount, ratio, "at", ok FROM lite.t ORDER BY id').fetchall()
     expected = [(i, s, a, r, d, None if b is None else bool(b)) for i, s, a, r, d, b in rows]
     assert [(i, s, a, r, None if d is None else d.replace(tzinfo=None), b) for i, s, a, r, d, b in landed] == expected
+
+
+def _step_starts(result: dagster.ExecuteInProcessResult) -> int:
+    return sum(1 for e in result.all_events
+               if e.event_type in (dagster.DagsterEventType.STEP_START, dagster.DagsterEventType.STEP_RESTARTED))
+
+
+def _run_once(url: str | None, tables: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch) -> str:
+    """A run with retries on; returns its failure message after asserting the step ran exactly once."""
+    if url is not None:
+        monkeypatch.setenv("DAGSTER__PERM__DB", url)
+    assets = sql_assets("perm", SecretReference(group_name="perm", key="db"), tables, retries=3, retry_delay_s=0.1)
+    result = dagster.materialize([assets], raise_on_error=False, instance=dagster.DagsterInstance.ephemeral())
+    assert not result.success
+    assert _step_starts(result) == 1  # docs/operations.md: permanent errors fail at once, not retried
+    failure = next(e for e in result.all_events if e.event_type == dagster.DagsterEventType.STEP_FAILURE)
+    return failure.step_failure_data.error.message
+
+
+def test_missing_secret_and_missing_column_are_not_retried(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "DAGSTER__PERM__DB" in _run_once(None, [{"table": "t"}], monkeypatch)
+    run_sql(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, updated_at TIMESTAMP)")
+    message = _run_once(sqlite_url, [{"table": "t", "incremental": incremental("changed_at")}], monkeypatch)
+    assert "changed_at" in message
+
+
+@pytest.mark.mariadb
+def test_refused_login_is_not_retried(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_sql(mysql_url, "CREATE TABLE t (id int PRIMARY KEY)")
+    user = "oso_perm_test"
+    run_sql(mysql_url, f"DROP USER IF EXISTS '{user}'@'%'", f"CREATE USER '{user}'@'%' IDENTIFIED BY 'right-one'")
+    try:
+        wrong = sa.engine.make_url(mysql_url).set(username=user, password="wrong-one")
+        message = _run_once(wrong.render_as_string(hide_password=False), [{"table": "t"}], monkeypatch)
+    finally:
+        run_sql(mysql_url, f"DROP USER IF EXISTS '{user}'@'%'")
+    assert "refused" in message and "wrong-one" not in message
