@@ -127,3 +127,16 @@ def test_refused_login_is_not_retried(mysql_url: str, monkeypatch: pytest.Monkey
     finally:
         run_sql(mysql_url, f"DROP USER IF EXISTS '{user}'@'%'")
     assert "refused" in message and "wrong-one" not in message
+
+
+def test_freshness_sensor_requests_the_checks_between_syncs() -> None:
+    """docs/operations.md: the sensor `oso_freshness_checks` evaluates freshness between syncs."""
+    assets = sql_assets("lite", SecretReference(group_name="lite", key="db"),
+                        [{"table": "t"}, {"table": "u", "freshness_hours": None}])
+    package = SourcePackage("oso-source-lite", "1.0", "lite = lite.assets", (assets,), (source_of(assets),), None)
+    defs = build_definitions(Settings.from_env(), Discovery(packages=(package,)))
+    (sensor,) = defs.sensors
+    context = dagster.build_sensor_context(instance=dagster.DagsterInstance.ephemeral(), definitions=defs)
+    request = sensor(context)  # never evaluated yet: every configured freshness check is due
+    assert [key.asset_key.to_user_string() for key in request.asset_check_keys] == ["lite/t"]
+    assert {key.name for key in request.asset_check_keys} == {FRESHNESS}
