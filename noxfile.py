@@ -1,4 +1,5 @@
-"""Project tasks. `nox -s tests` is what CI runs; `nox -s demo` shows the product on the embedded default."""
+"""Project tasks. CI (`.ci/run`) runs `nox -s lint template tests`; `nox -s demo` shows the product on the embedded
+default; `nox -s dist` builds and checks the release artifacts."""
 
 from __future__ import annotations
 
@@ -54,6 +55,28 @@ def demo(session: nox.Session) -> None:
     session.run("python", "-m", "oso_dagster.demo", "prepare")
     session.install("--force-reinstall", "--no-deps", "./oso-demo/oso-source-demo")
     session.run("python", "-m", "oso_dagster.demo", "run")
+
+
+@nox.session(python=PYTHON, default=False)
+def dist(session: nox.Session) -> None:
+    """Build the sdist and wheel into dist/, check the wheel ships the template, and `twine check` both."""
+    session.install("build>=1.2", "twine>=5")
+    shutil.rmtree("dist", ignore_errors=True)
+    session.run("python", "-m", "build", "--installer", "uv", "--outdir", "dist", ".")
+    session.run("python", "-c", WHEEL_HAS_TEMPLATE)
+    session.run("twine", "check", "--strict", *(str(p) for p in sorted(Path("dist").iterdir())))
+
+
+# `oso-new-source` reads the cookiecutter template from the installed package; a wheel without it is broken.
+WHEEL_HAS_TEMPLATE = """
+import sys, zipfile, pathlib
+(wheel,) = pathlib.Path("dist").glob("oso_dagster-*.whl")
+names = set(zipfile.ZipFile(wheel).namelist())
+for needed in ("oso_dagster/template/cookiecutter.json", "oso_dagster/definitions.py"):
+    if needed not in names:
+        sys.exit(f"{wheel.name} lacks {needed}")
+print(f"{wheel.name}: template and plugin present")
+"""
 
 
 @nox.session(python=PYTHON, default=False)

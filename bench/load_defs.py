@@ -13,7 +13,6 @@ Every source's secret points at a TCP listener that counts connections: loading 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import socket
 import statistics
@@ -24,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from isolation import bench_env
 from oso_dagster.template import SourceSpec, TableSpec, generate
 
 BIN = Path(sys.executable).parent
@@ -95,7 +95,7 @@ def main() -> None:
         install_all(packages, site)
         print(f"  generated and installed in {time.perf_counter() - started:.1f}s", flush=True)
 
-        env = dict(os.environ, PYTHONPATH=str(site), OSO_HOME=str(home))
+        env = bench_env(home, PYTHONPATH=str(site))
         for i in range(args.packages):
             env[f"DAGSTER__SRC{i:03d}__DB_CONNECTION_STRING"] = f"postgresql://u:p@127.0.0.1:{counter.port}/db"
         bare = [timed([sys.executable, "-c", "import dagster, dagster_dbt, dagster_dlt"], env)[0]

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from isolation import bench_env
+
 TABLE = "bench_events"
 COLUMNS = "id, user_id, kind, amount, happened_at, note"
 
@@ -116,7 +118,7 @@ def child_materialize(url: str, table: str, backend: str) -> dict[str, float]:
     used = event.materialization.metadata["backend"].value
     import duckdb
 
-    with duckdb.connect(str(Path(os.environ["OSO_HOME"]) / "warehouse.duckdb"), read_only=True) as con:
+    with duckdb.connect(os.environ["OSO_DUCKDB_PATH"], read_only=True) as con:
         landed = con.sql(f"SELECT count(*) FROM bench.{table}").fetchall()[0][0]
     rss = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -135,7 +137,7 @@ def child_dlt_default(url: str, table: str) -> dict[str, float]:
     home = Path(os.environ["OSO_HOME"])
     pipeline = dlt.pipeline(
         pipeline_name="bench_default", pipelines_dir=str(home / "dlt"), dataset_name="bench",
-        destination=dlt.destinations.duckdb(credentials=str(home / "warehouse.duckdb")),
+        destination=dlt.destinations.duckdb(credentials=os.environ["OSO_DUCKDB_PATH"]),
     )
 
     @dlt_assets(dlt_source=sql_database(credentials=url, table_names=[table]), dlt_pipeline=pipeline)
@@ -149,7 +151,7 @@ def child_dlt_default(url: str, table: str) -> dict[str, float]:
     assert result.success
     import duckdb
 
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+    with duckdb.connect(os.environ["OSO_DUCKDB_PATH"], read_only=True) as con:
         landed = con.sql(f"SELECT count(*) FROM bench.{table}").fetchall()[0][0]
     rss = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -160,8 +162,7 @@ def child_dlt_default(url: str, table: str) -> dict[str, float]:
 def measure(kind: str, url: str, *extra: str) -> dict[str, float]:
     """Run one measurement in a fresh interpreter with a fresh OSO_HOME; return what it printed."""
     home = tempfile.mkdtemp(prefix="oso_bench_")
-    env = {**os.environ, "OSO_HOME": home}
-    env.pop("DAGSTER_HOME", None)
+    env = bench_env(home)
     try:
         out = subprocess.run(
             [sys.executable, __file__, "--child", kind, "--url", url, *extra],

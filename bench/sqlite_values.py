@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from isolation import bench_env
+
 COLUMNS = ("id INTEGER PRIMARY KEY, user_id INTEGER, kind TEXT, amount DECIMAL(12,2), ratio REAL, at DATETIME, "
            "ok BOOLEAN")
 
@@ -71,7 +73,7 @@ def measure(kind: str, path: Path) -> dict[str, float]:
     home = tempfile.mkdtemp(prefix="oso_bench_")
     try:
         out = subprocess.run([sys.executable, __file__, "--child", kind, "--path", str(path)], check=True,
-                             capture_output=True, text=True, env={**os.environ, "OSO_HOME": home})
+                             capture_output=True, text=True, env=bench_env(home))
     finally:
         shutil.rmtree(home, ignore_errors=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -62,7 +62,7 @@ def template_dir() -> Path:
             return candidate
     raise TemplateError(
         f"The oso-new-source template is missing: looked for cookiecutter.json in {installed} and "
-        f"{checkout}. Reinstall oso-dagster (`pip install --force-reinstall oso-dagster`)."
+        f"{checkout}. Reinstall oso-dagster from the checkout or wheel you installed it from (docs/installation.md)."
     )
 
 

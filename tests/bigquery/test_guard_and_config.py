@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 from google.api_core import exceptions
 from oso_dagster.bigquery import (
     OsoBigQueryTypeMapper,
@@ -12,6 +14,8 @@ from oso_dagster.bigquery import (
     bigquery_destination,
     bigquery_profile_output,
 )
+from oso_dagster.dbt_project import write_project
+from oso_dagster.destinations import make_pipeline
 from oso_dagster.errors import ConfigurationError
 from oso_dagster.settings import Settings
 
@@ -84,3 +88,35 @@ def test_token_without_project_is_a_clear_error(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(ConfigurationError, match="OSO_BIGQUERY_PROJECT") as info:
         bigquery_destination(_settings(tmp_path))
     assert "s3cret-token" not in str(info.value)
+
+
+def test_location_keyfile_and_prefix_from_the_environment_reach_dlt_and_dbt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OSO_BIGQUERY_LOCATION, OSO_BIGQUERY_KEYFILE and OSO_DATASET_PREFIX as a run and the dbt project read them."""
+    keyfile = tmp_path / "bq-writer.json"
+    private_key = "-----BEGIN PRIVATE KEY-----\nnot-a-real-key\n-----END PRIVATE KEY-----\n"
+    keyfile.write_text(json.dumps({
+        "type": "service_account", "project_id": "key-project", "private_key_id": "k1", "private_key": private_key,
+        "client_email": "writer@key-project.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }))
+    for name, value in {"OSO_DESTINATION": "bigquery", "OSO_BIGQUERY_LOCATION": "europe-west3",
+                        "OSO_BIGQUERY_KEYFILE": str(keyfile), "OSO_DATASET_PREFIX": "prod_"}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+
+    pipeline = make_pipeline(settings, "mydb")
+    assert pipeline.dataset_name == "prod_mydb"
+    config = pipeline.destination.configuration(None, accept_partial=True)
+    assert config.location == "europe-west3"
+    assert config.credentials.project_id == "key-project"
+    assert config.credentials.client_email == "writer@key-project.iam.gserviceaccount.com"
+
+    write_project(tmp_path / "dbt", settings, [])
+    profiles_text = (tmp_path / "dbt" / "profiles.yml").read_text()
+    (output,) = yaml.safe_load(profiles_text)["oso"]["outputs"].values()
+    assert output["location"] == "europe-west3"
+    assert output["method"] == "service-account" and output["keyfile"] == str(keyfile)
+    assert output["schema"] == "prod_staging"
+    assert "not-a-real-key" not in profiles_text  # the profile points at the file, it does not copy the key

@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 
+import dagster
 import google_crc32c
 import grpc
 import pytest
+from conftest import run_sql
 from google.cloud import secretmanager
 from google.cloud.secretmanager_v1.services.secret_manager_service.transports import SecretManagerServiceGrpcTransport
 from google.cloud.secretmanager_v1.types import AccessSecretVersionRequest, AccessSecretVersionResponse, SecretPayload
+from oso_dagster import sql_assets
 from oso_dagster.errors import SecretNotFoundError
 from oso_dagster.utils.secrets import GCPSecretManagerResolver, SecretReference
 
@@ -114,3 +117,26 @@ def test_permission_denied_names_the_secret_and_the_role(fake: tuple[FakeSecretM
     assert "Permission denied" in message and "dagster__mydb__url" in message
     assert "roles/secretmanager.secretAccessor" in message
     assert VALUE not in message and info.value.__cause__ is None
+
+
+def test_a_run_reads_the_secret_named_by_the_environment(
+    fake: tuple[FakeSecretManager, secretmanager.SecretManagerServiceClient], sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OSO_SECRETS=gcp, OSO_GCP_SECRETS_PROJECT and OSO_GCP_SECRETS_PREFIX, read from the environment by a real run.
+
+    Only the client's construction is redirected to the stand-in; the resolver, the run and the load are real.
+    """
+    state, client = fake
+    run_sql(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY)", "INSERT INTO t VALUES (1), (2)")
+    state.secrets[_name("prod__lite__db")] = sqlite_url
+    monkeypatch.setattr(secretmanager, "SecretManagerServiceClient", lambda: client)
+    monkeypatch.setenv("OSO_SECRETS", "gcp")
+    monkeypatch.setenv("OSO_GCP_SECRETS_PROJECT", PROJECT)
+    monkeypatch.setenv("OSO_GCP_SECRETS_PREFIX", "prod")
+    assets = sql_assets("lite", SecretReference(group_name="lite", key="db"), [{"table": "t"}])
+    result = dagster.materialize([assets], instance=dagster.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    assert state.requests == [_name("prod__lite__db")]
+    (event,) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["rows_loaded"].value == 2

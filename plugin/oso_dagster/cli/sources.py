@@ -10,7 +10,7 @@ from oso_dagster.checks import check_source
 from oso_dagster.dbt_project import BrokenDbtPackage, start
 from oso_dagster.discovery import discover
 from oso_dagster.entry_points import installed_dbt_packages, same_distribution
-from oso_dagster.errors import OsoDagsterError
+from oso_dagster.errors import ConfigurationError, OsoDagsterError
 from oso_dagster.health import instance_available, source_health
 from oso_dagster.settings import Settings
 
@@ -22,6 +22,11 @@ _MARK = {"ok": "ok  ", "warn": "WARN", "error": "FAIL"}
 )
 def main() -> None:
     """Inspect the source packages installed in this environment."""
+    # Bad settings are the environment's fault, not a package's: say so before discovery blames a package.
+    try:
+        Settings.from_env()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command("list")
@@ -66,7 +71,6 @@ def staging_left_out() -> tuple[BrokenDbtPackage, ...]:
     """Packages whose staging models the code location leaves out (the cached parse, or a fresh one)."""
     staging = start(Settings.from_env(), installed_dbt_packages()).result()
     return staging.broken if staging is not None else ()
-
 
 
 @main.command("check")

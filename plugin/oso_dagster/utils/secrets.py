@@ -137,7 +137,8 @@ class GCPSecretManagerResolver:
                 from google.cloud import secretmanager
             except ImportError as exc:
                 raise ConfigurationError(
-                    "OSO_SECRETS=gcp needs google-cloud-secret-manager: pip install 'oso-dagster[gcp]'."
+                    "OSO_SECRETS=gcp needs google-cloud-secret-manager (oso-dagster's gcp extra): "
+                    "pip install 'google-cloud-secret-manager>=2.20'."
                 ) from exc
             self._client = secretmanager.SecretManagerServiceClient()
         return self._client
