@@ -54,7 +54,7 @@ def test_plain_tables_without_database(tmp_path: Path) -> None:
     for needle in ("DAGSTER__MYDB__DB_CONNECTION_STRING", "OSO_SECRETS=file", "[mydb]",
                    'db_connection_string = "', "dagster__mydb__db_connection_string",
                    "pip install ./oso-source-mydb", "dagster dev -m oso_dagster.definitions",
-                   "dagster asset materialize -m oso_dagster.definitions --select 'mydb/*'"):
+                   "dagster asset materialize -m oso_dagster.definitions --select group:mydb"):
         assert needle in readme, needle
 
 

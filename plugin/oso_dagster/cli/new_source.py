@@ -165,13 +165,23 @@ def _run(
     click.echo(f"Created {project} in {time.monotonic() - started:.1f}s. Tables:")
     for line in table_summary(specs):
         click.echo(line)
+    click.echo(next_steps(output_dir / project.name, name, secret_group, secret_key))
+
+
+def next_steps(project: Path, name: str, secret_group: str, secret_key: str) -> str:
+    """The commands to run after scaffolding; each line is a shell command as printed (a test runs them)."""
+    import shlex
+
     from oso_dagster.utils.secrets import SecretReference
 
     env_var = SecretReference(group_name=secret_group, key=secret_key).env_var
-    click.echo(
-        f"\nNext:\n  export {env_var}='<SQLAlchemy URL>'   (or see {project / 'README.md'})\n"
-        f"  pip install {project}\n"
-        f"  dagster asset materialize -m oso_dagster.definitions --select '{name}/*'"
+    # "./" keeps pip from taking a bare folder name for a package on PyPI.
+    path = str(project) if project.is_absolute() or str(project).startswith(".") else f"./{project}"
+    return (
+        f"\nNext:\n  pip install {shlex.quote(path)}\n"
+        f"  export {env_var}='<SQLAlchemy URL>'   # or a secrets file / GCP: see {shlex.quote(path + '/README.md')}\n"
+        f"  oso-sources check {name}\n"
+        f"  dagster asset materialize -m oso_dagster.definitions --select group:{name}"
     )
 
 
