@@ -96,7 +96,12 @@ def _pg_trigger_columns(engine: Engine, table: str, schema: str | None) -> dict[
     return found
 
 
-_NEW_ASSIGNMENT = re.compile(r'\bNEW\s*\.\s*("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s*:?=(?!=)', re.IGNORECASE)
+# An assignment statement: it starts a statement (after BEGIN, THEN, ELSE, LOOP or a semicolon), unlike the
+# comparison in ``IF NEW.x = 1 THEN``.
+_NEW_ASSIGNMENT = re.compile(
+    r'(?:^|;|\bBEGIN|\bTHEN|\bELSE|\bLOOP)\s*NEW\s*\.\s*("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s*:?=(?!=)',
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 def assigned_new_columns(body: str) -> list[str]:
