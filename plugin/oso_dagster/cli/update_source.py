@@ -77,7 +77,9 @@ def _keep_recorded(spec: TableSpec, recorded: dict[str, Any] | None) -> TableSpe
     if key and set(key) <= names:
         spec.primary_key, spec.key_option = list(key), True
     cursor = recorded.get("incremental")
-    if cursor is None:
+    if cursor == spec.cursor:
+        pass  # the same choice as today's: keep today's evidence
+    elif cursor is None:
         spec.cursor, spec.cursor_reason = None, "kept from the package"
     elif cursor in names and spec.primary_key:
         spec.cursor, spec.cursor_reason = cursor, "kept from the package"
