@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,13 @@ class Runner:
         self.cwd, self.site, self.url = cwd, site, url
         self.env = env_with(site)
         self.materialized: set[tuple[str, ...]] = set()
+        self.lists: dict[tuple[str, ...], list[str]] = {}  # asset lists, until the installed packages change
+
+    def asset_list(self, args: list[str], what: str) -> list[str]:
+        """``dagster asset list ARGS``: the keys it prints (each Dagster start costs seconds: asked once)."""
+        if tuple(args) not in self.lists:
+            self.lists[tuple(args)] = self.run(["dagster", "asset", "list", *args], what).stdout.split()
+        return self.lists[tuple(args)]
 
     def run(self, argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
         exe = argv[0] if "/" in argv[0] else str(BIN / argv[0])
@@ -88,6 +96,14 @@ class Runner:
             for target in targets:
                 assert (self.cwd / target / "pyproject.toml").is_file(), f"{what}: no package there"
                 install(self.cwd / target, self.site)
+                self.lists.clear()
+        elif argv[:3] == ["pip", "uninstall", "-y"]:
+            assert argv[3:] == ["oso-source-mydb"], what
+            uninstall = ["uv", "pip", "uninstall", "--python", sys.executable, "--target", str(self.site), *argv[3:]]
+            subprocess.run(uninstall, check=True, capture_output=True)
+            self.lists.clear()
+            listed = self.asset_list(["-m", "oso_dagster.definitions"], what)
+            assert not [key for key in listed if "mydb" in key], f"{what}: still listed {listed}"
         elif name == "oso-new-source":
             from oso_dagster.cli.new_source import new_source
 
@@ -96,14 +112,14 @@ class Runner:
         elif name == "oso-sources":
             self.run(argv, what)
         elif argv[:3] == ["dagster", "asset", "materialize"]:
-            listed = self.run(["dagster", "asset", "list", *argv[3:]], what).stdout.split()
+            listed = self.asset_list(argv[3:], what)
             assert "mydb/events" in listed, f"{what} selects {listed}"
             if tuple(argv) not in self.materialized:
                 self.materialized.add(tuple(argv))
                 self.run(argv, what)
         elif argv[:2] == ["dagster", "dev"]:
             # the UI never returns; the same -m must load and list this source's assets
-            listed = self.run(["dagster", "asset", "list", *argv[2:]], what).stdout.split()
+            listed = self.asset_list(argv[2:], what)
             assert "mydb/events" in listed, what
         else:
             pytest.fail(f"{what}: a documented command this test does not know how to run; teach it")
