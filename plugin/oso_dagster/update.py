@@ -78,8 +78,6 @@ class UpdatePlan:
 
 def plan_update(project: Path, base: dict[str, str], new: dict[str, str]) -> UpdatePlan:
     """Merge each generated file: ``base`` (last render) -> ``new`` (this render), over the user's copy."""
-    import merge3
-
     plan = UpdatePlan()
     for relative in sorted(set(base) | set(new)):
         if relative == ANSWERS_FILE:
@@ -96,26 +94,30 @@ def plan_update(project: Path, base: dict[str, str], new: dict[str, str]) -> Upd
             elif mine is not None:
                 plan.kept.append(f"{relative}: no longer generated, kept because it was edited")
             continue
-        if mine is None:
+        if mine is None:  # new in this render, or deleted by hand
             if old is None:
                 plan.writes[relative] = theirs
             else:
                 plan.kept.append(f"{relative}: deleted by hand, left deleted")
-            continue
-        if old is None or mine == old:
-            if old is None:
-                plan.conflicts.append(f"{relative}: exists but was not generated before; move it away and rerun")
-            else:
-                plan.writes[relative] = theirs
-            continue
-        merger = merge3.Merge3(old.splitlines(True), mine.splitlines(True), theirs.splitlines(True))
-        regions = [r for r in merger.merge_regions() if r[0] == "conflict"]
-        if regions:
-            lines = ", ".join(f"{r[3] + 1}-{max(r[4], r[3] + 1)}" for r in regions)
-            plan.conflicts.append(f"{relative}: lines {lines} were edited by hand and changed by the update")
+        elif old is None:
+            plan.conflicts.append(f"{relative}: your own file has the name of a new generated one; move it away")
+        elif mine == old:  # not edited: take the new render as is
+            plan.writes[relative] = theirs
         else:
-            plan.writes[relative] = "".join(merger.merge_lines())
+            _merge(relative, old, mine, theirs, plan)
     return plan
+
+
+def _merge(relative: str, old: str, mine: str, theirs: str, plan: UpdatePlan) -> None:
+    import merge3
+
+    merger = merge3.Merge3(old.splitlines(True), mine.splitlines(True), theirs.splitlines(True))
+    regions = [r for r in merger.merge_regions() if r[0] == "conflict"]
+    if regions:  # ("conflict", base start, base end, mine start, mine end, new start, new end)
+        lines = ", ".join(f"{r[3] + 1}-{max(r[4], r[3] + 1)}" for r in regions)
+        plan.conflicts.append(f"{relative}: lines {lines} were edited by hand and changed by the update")
+    else:
+        plan.writes[relative] = "".join(merger.merge_lines())
 
 
 def apply_plan(project: Path, plan: UpdatePlan, new: dict[str, str]) -> None:
