@@ -138,6 +138,8 @@ class TableSpec:
     cursor_reason: str | None = None
     primary_key: list[str] | None = None
     columns: list[ColumnSpec] | None = None
+    view: bool = False
+    key_option: bool = False  # primary_key was named by the user (--primary-key): written into assets.py
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> TableSpec:
@@ -148,6 +150,8 @@ class TableSpec:
             cursor_reason=raw.get("cursor_reason") or None,
             primary_key=list(raw["primary_key"]) if raw.get("primary_key") is not None else None,
             columns=[ColumnSpec(**c) for c in columns] if columns is not None else None,
+            view=bool(raw.get("view")),
+            key_option=bool(raw.get("key_option")),
         )
 
 
@@ -161,6 +165,9 @@ class SourceSpec:
     schema: str | None = None
     tables: list[TableSpec] = field(default_factory=list)
     introspected: bool = False
+    exclude: list[str] = field(default_factory=list)
+    include_views: bool = False
+    all_tables: bool = False  # every table of the schema was taken (no --table): --update adds new ones
 
     @property
     def project_slug(self) -> str:
@@ -210,7 +217,9 @@ class SourceSpec:
         ref = "{{{{ cookiecutter._answers[{}] }}}}"
         context: dict[str, Any] = {key: ref.format(json.dumps(key)) for key in answers}
         context["_answers"] = answers
-        context["_source"] = {"introspected": self.introspected, "tables": [asdict(t) for t in self.tables]}
+        context["_source"] = {"introspected": self.introspected, "tables": [asdict(t) for t in self.tables],
+                              "exclude": list(self.exclude), "include_views": self.include_views,
+                              "all_tables": self.all_tables}
         return context
 
 
@@ -243,6 +252,8 @@ def _render_table(source_name: str, schema: str | None, spec: TableSpec) -> dict
     if spec.cursor:
         entry.append(f'"incremental": incremental({py_str(spec.cursor)})')
     pk = spec.primary_key or []
+    if spec.key_option and pk:
+        entry.append(f'"primary_key": [{", ".join(py_str(c) for c in pk)}]')
     columns = []
     for column in spec.columns or []:
         cwh = warehouse_name(column.name)
@@ -261,6 +272,8 @@ def _render_table(source_name: str, schema: str | None, spec: TableSpec) -> dict
             }
         )
     mode = f"incremental on '{safe_text(spec.cursor)}'" if spec.cursor else "full refresh"
+    if spec.view:
+        mode = f"view, {mode}"
     return {
         "name": spec.name,
         "display_name": safe_text(spec.name),
@@ -271,6 +284,8 @@ def _render_table(source_name: str, schema: str | None, spec: TableSpec) -> dict
         "cursor_reason": safe_text(spec.cursor_reason) if spec.cursor_reason else None,
         "mode": mode,
         "primary_key": pk,
+        "key_option": spec.key_option,
+        "view": spec.view,
         "columns": columns if spec.columns is not None else None,
         "python_entry": "{" + ", ".join(entry) + "}",
         "description": f"Table '{safe_text(spec.name)}' of source {source_name}, staged: renamed and cast "
@@ -289,8 +304,21 @@ def answers_record(cookiecutter: Mapping[str, Any]) -> dict[str, Any]:
         "secret_key": cookiecutter["secret_key"],
         "schema": cookiecutter.get("schema") or None,
         "introspected": bool((cookiecutter.get("_source") or {}).get("introspected")),
-        "tables": [{"table": t["name"], "incremental": t["cursor"]} for t in render_tables(cookiecutter)],
+        "exclude": list((cookiecutter.get("_source") or {}).get("exclude") or []),
+        "include_views": bool((cookiecutter.get("_source") or {}).get("include_views")),
+        "all_tables": bool((cookiecutter.get("_source") or {}).get("all_tables")),
+        "tables": [_table_answer(t) for t in render_tables(cookiecutter)],
     }
+
+
+def _table_answer(table: Mapping[str, Any]) -> dict[str, Any]:
+    """One table of ``.oso-source.json``: its name and cursor, and a user-named key or view flag when set."""
+    answer: dict[str, Any] = {"table": table["name"], "incremental": table["cursor"]}
+    if table["key_option"]:
+        answer["primary_key"] = table["primary_key"]
+    if table["view"]:
+        answer["view"] = True
+    return answer
 
 
 def render_table_files(environment: Environment, cookiecutter: Mapping[str, Any]) -> str:
@@ -435,6 +463,10 @@ def table_summary(tables: Iterable[TableSpec]) -> list[str]:
     lines = []
     for table in tables:
         mode = f"incremental on {table.cursor!r}" if table.cursor else "full refresh"
+        if table.view:
+            mode = f"view, {mode}"
+        if table.key_option and table.primary_key:
+            mode += f", key {', '.join(table.primary_key)}"
         why = f" ({table.cursor_reason})" if table.cursor_reason else ""
         lines.append(f"  {table.name}: {mode}{why}")
     return lines

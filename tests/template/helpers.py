@@ -31,10 +31,11 @@ def ok(result: Result) -> Result:
 
 
 def files(project: Path) -> dict[str, str]:
+    """The package's files, without the render snapshot ``.oso-source/`` that --update merges from."""
     return {
         str(p.relative_to(project)): p.read_text(encoding="utf-8")
         for p in sorted(project.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
+        if p.is_file() and "__pycache__" not in p.parts and ".oso-source" not in p.relative_to(project).parts
     }
 
 

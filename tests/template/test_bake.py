@@ -47,14 +47,17 @@ def test_plain_tables_without_database(tmp_path: Path) -> None:
     answers = json.loads(generated[".oso-source.json"])
     assert answers == {
         "template_version": __version__, "source_name": "mydb", "secret_group": "mydb",
-        "secret_key": "db_connection_string", "schema": None, "introspected": False,
+        "secret_key": "db_connection_string", "schema": None, "introspected": False, "exclude": [],
+        "include_views": False, "all_tables": False,
         "tables": [{"table": "events", "incremental": "time"}, {"table": "users", "incremental": None}],
     }
+    # the pristine render is kept for --update's three-way merge, byte for byte what was generated
+    assert files(project / ".oso-source" / "base") == generated
     readme = generated["README.md"]
     for needle in ("DAGSTER__MYDB__DB_CONNECTION_STRING", "OSO_SECRETS=file", "[mydb]",
                    'db_connection_string = "', "dagster__mydb__db_connection_string",
                    "pip install ./oso-source-mydb", "dagster dev -m oso_dagster.definitions",
-                   "dagster asset materialize -m oso_dagster.definitions --select 'mydb/*'"):
+                   "dagster asset materialize -m oso_dagster.definitions --select group:mydb"):
         assert needle in readme, needle
 
 

@@ -38,10 +38,28 @@ Examples:
   # no database at hand: name the tables; columns are listed once known
   oso-new-source crm --table accounts --table contacts --no-input
 \b
+  # every table except archives; a view with a key, read incrementally
+  oso-new-source shop --database-url mysql://reader@db/shop --exclude 'archive_*' \\
+      --table orders --table v_orders --primary-key v_orders=id --incremental v_orders=updated_at
+\b
+  # pick up new tables and columns, keeping hand edits (answers from .oso-source.json)
+  oso-new-source --update ./oso-source-mydb --database-url postgresql://reader@db.internal:5432/app
+\b
   # regenerate the template's files in an existing package (others kept; the
   # staging models of tables no longer listed are removed)
   oso-new-source mydb --database-url sqlite:///app.db --force
 """
+
+
+def _parse_keys(values: tuple[str, ...]) -> dict[str, list[str]]:
+    keys: dict[str, list[str]] = {}
+    for value in values:
+        table, sep, columns = value.partition("=")
+        names = [c.strip() for c in columns.split(",") if c.strip()]
+        if not sep or not table.strip() or not names:
+            raise TemplateError(f"--primary-key {value!r} must be TABLE=COLUMN[,COLUMN], e.g. v_orders=id.")
+        keys[table.strip()] = names
+    return keys
 
 
 def _parse_incremental(values: tuple[str, ...]) -> dict[str, str]:
@@ -60,7 +78,7 @@ def _say(message: str) -> None:
 
 @click.command(epilog=EPILOG,
                context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where to create the oso-source-NAME folder.")
 @click.option("--database-url", metavar="URL",
@@ -69,6 +87,13 @@ def _say(message: str) -> None:
 @click.option("--table", "tables", multiple=True, metavar="TABLE",
               help="Replicate this table (repeatable). Default with --database-url: every table of the "
                    "schema.")
+@click.option("--exclude", "excludes", multiple=True, metavar="PATTERN",
+              help="Leave out tables matching this glob, e.g. 'tmp_*' (repeatable).")
+@click.option("--include-views", is_flag=True,
+              help="Offer views too (a view named with --table is always accepted).")
+@click.option("--primary-key", "keys", multiple=True, metavar="TABLE=COLUMN[,COLUMN]",
+              help="The columns identifying a row of TABLE, for a view or a table without a primary key "
+                   "(repeatable); written into assets.py.")
 @click.option("--incremental", "incrementals", multiple=True, metavar="TABLE=COLUMN",
               help="Read TABLE incrementally on COLUMN (repeatable); overrides the cursor chosen "
                    "automatically.")
@@ -79,17 +104,24 @@ def _say(message: str) -> None:
 @click.option("--force", is_flag=True,
               help="Write into an existing folder, overwriting only the files the template generates and "
                    "removing the staging models it generated for tables no longer listed.")
+@click.option("--update", "update_dir", type=click.Path(file_okay=False, path_type=Path), metavar="PACKAGE_DIR",
+              help="Re-read the database for an existing package and add new tables and columns, keeping hand "
+                   "edits (three-way merge). The other answers come from its .oso-source.json.")
 def new_source(
-    name: str,
+    name: str | None,
     output_dir: Path,
     database_url: str | None,
     schema: str | None,
     tables: tuple[str, ...],
+    excludes: tuple[str, ...],
+    include_views: bool,
+    keys: tuple[str, ...],
     incrementals: tuple[str, ...],
     secret_group: str | None,
     secret_key: str | None,
     no_input: bool,
     force: bool,
+    update_dir: Path | None,
 ) -> None:
     """Create oso-source-NAME: a pip-installable source package replicating a SQL database with dlt
     and staging it with dbt.
@@ -99,8 +131,17 @@ def new_source(
     """
     secrets = [database_url] if database_url else []
     try:
+        if update_dir is not None:
+            from oso_dagster.cli.update_source import update_package
+
+            update_package(update_dir, database_url, name=name, interactive=not no_input)
+            return
+        if name is None:
+            if no_input:
+                raise TemplateError("Missing NAME: give the source name, e.g. `oso-new-source mydb ...`.")
+            name = click.prompt("Source name (lowercase, e.g. mydb; the warehouse dataset and asset group)")
         _run(name, output_dir, database_url, schema, tables, incrementals, secret_group, secret_key,
-             no_input, force)
+             no_input, force, excludes=excludes, include_views=include_views, keys=_parse_keys(keys))
     except (OsoDagsterError, ValueError) as exc:  # ValueError: check_source_name
         raise click.ClickException(scrub(str(exc), secrets)) from None
 
@@ -116,6 +157,10 @@ def _run(
     secret_key: str | None,
     no_input: bool,
     force: bool,
+    *,
+    excludes: tuple[str, ...] = (),
+    include_views: bool = False,
+    keys: dict[str, list[str]] | None = None,
 ) -> None:
     check_source_name(name)
     overrides = _parse_incremental(incrementals)
@@ -144,11 +189,16 @@ def _run(
         from oso_dagster.introspect import introspect
 
         assert database_url is not None
-        result = introspect(database_url, schema=schema, tables=tables, progress=_say)
+        result = introspect(database_url, schema=schema, tables=tables, exclude=excludes,
+                            include_views=include_views, progress=_say)
         _say(f"Reflected {len(result.tables)} table(s) from {mask_url(database_url)} "
              f"in {result.seconds:.1f}s.")
         specs = result.tables
         schema = result.schema
+        if interactive and not tables:
+            from oso_dagster.cli.choose import choose_tables
+
+            specs = choose_tables(specs)
     else:
         if not tables and interactive:
             answer = click.prompt("Tables to replicate (comma-separated)")
@@ -159,13 +209,21 @@ def _run(
 
     from oso_dagster.introspect import apply_overrides
 
-    apply_overrides(specs, overrides, introspected=introspected)
+    apply_overrides(specs, overrides, introspected=introspected, keys=keys)
+    if interactive and introspected and not tables:
+        from oso_dagster.cli.choose import confirm_cursors
+
+        confirm_cursors(specs)
     spec = SourceSpec(name=name, secret_group=secret_group, secret_key=secret_key, schema=schema,
-                      tables=specs, introspected=introspected)
+                      tables=specs, introspected=introspected, exclude=list(excludes),
+                      include_views=include_views, all_tables=introspected and not tables)
     spec.validate()
     started = time.monotonic()
     dropped = dropped_models(target, spec)
     project = generate(spec, output_dir, force=force)
+    from oso_dagster.update import render_files, write_base
+
+    write_base(project, render_files(spec))
     click.echo(f"Created {project} in {time.monotonic() - started:.1f}s. Tables:")
     for line in table_summary(specs):
         click.echo(line)
@@ -173,13 +231,26 @@ def _run(
         click.echo("Removed the staging models generated for tables no longer replicated:")
         for model in dropped:
             click.echo(f"  {model}")
+    if any(t.view and not t.cursor for t in specs):
+        click.echo("  Views are read in full on every run: name a cursor and a key (--incremental VIEW=COLUMN "
+                   "--primary-key VIEW=COLUMN) to read one incrementally.")
+    click.echo(next_steps(output_dir / project.name, name, secret_group, secret_key))
+
+
+def next_steps(project: Path, name: str, secret_group: str, secret_key: str) -> str:
+    """The commands to run after scaffolding; each line is a shell command as printed (a test runs them)."""
+    import shlex
+
     from oso_dagster.utils.secrets import SecretReference
 
     env_var = SecretReference(group_name=secret_group, key=secret_key).env_var
-    click.echo(
-        f"\nNext:\n  export {env_var}='<SQLAlchemy URL>'   (or see {project / 'README.md'})\n"
-        f"  pip install {project}\n"
-        f"  dagster asset materialize -m oso_dagster.definitions --select '{name}/*'"
+    # "./" keeps pip from taking a bare folder name for a package on PyPI.
+    path = str(project) if project.is_absolute() or str(project).startswith(".") else f"./{project}"
+    return (
+        f"\nNext:\n  pip install {shlex.quote(path)}\n"
+        f"  export {env_var}='<SQLAlchemy URL>'   # or a secrets file / GCP: see {shlex.quote(path + '/README.md')}\n"
+        f"  oso-sources check {name}\n"
+        f"  dagster asset materialize -m oso_dagster.definitions --select group:{name}"
     )
 
 

@@ -18,7 +18,7 @@ _MARK = {"ok": "ok  ", "warn": "WARN", "error": "FAIL"}
 
 
 @click.group(
-    epilog="Examples:\n\n  oso-sources list\n\n  oso-sources check mydb",
+    epilog="Examples:\n\n  oso-sources list\n\n  oso-sources check mydb\n\n  oso-sources dbt-package mydb",
 )
 def main() -> None:
     """Inspect the source packages installed in this environment."""
@@ -98,3 +98,30 @@ def check(name: str | None) -> None:
             failed |= finding.level == "error"
             click.echo(f"  {_MARK[finding.level]} {finding.subject}: {finding.message}")
     sys.exit(1 if failed else 0)
+
+
+@main.command("dbt-package")
+@click.argument("name")
+def dbt_package(name: str) -> None:
+    """Print the packages.yml entry that makes source NAME's staging models a package of your own dbt project.
+
+    Add it to your project's packages.yml, run `dbt deps`, then ref('stg_NAME__<table>') from your models;
+    your profile must point at the warehouse the source replicates into (see docs/scaffolding.md).
+    """
+    try:
+        found = discover(on_broken="warn")
+    except OsoDagsterError as exc:
+        raise click.ClickException(str(exc)) from None
+    for package in found.packages:
+        if any(source.name == name for source in package.sources):
+            if package.dbt_dir is None:
+                raise click.ClickException(f"{package.distribution} (source {name!r}) ships no dbt project.")
+            import yaml
+
+            entry = yaml.safe_dump({"packages": [{"local": str(package.dbt_dir)}]}, sort_keys=False)
+            click.echo(f"# {package.distribution} {package.version}: the staging models of source {name}\n"
+                       + entry.rstrip())
+            return
+    known = ", ".join(sorted(s.name for p in found.packages for s in p.sources)) or "none installed"
+    click.echo(f"Error: no source named {name!r} (installed: {known}).", err=True)
+    sys.exit(2)
