@@ -1,4 +1,9 @@
-"""Shared fixtures: an isolated OSO_HOME per test, and fresh databases on the real PostgreSQL and MariaDB services."""
+"""Shared fixtures: an isolated OSO_HOME per test, and fresh databases on the real PostgreSQL and MariaDB services.
+
+``OSO_TEST_REQUIRE_ALL=1`` (set by .ci/run; ``CI=true`` implies it unless ``OSO_TEST_REQUIRE_ALL=0``) turns a
+missing tool (Chromium, the BigQuery emulator) from a skip into a failure that names it: CI never passes
+with a test skipped.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,29 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
 
 PG_ADMIN_URL = os.environ.get("OSO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MYSQL_ADMIN_URL = os.environ.get("OSO_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+def _require_all(env: os._Environ[str] | dict[str, str]) -> bool:
+    """``OSO_TEST_REQUIRE_ALL`` when set, else whether ``CI`` is set (read at import: tests clear ``OSO_*``)."""
+    flag = env.get("OSO_TEST_REQUIRE_ALL") or env.get("CI") or ""
+    return flag.strip().lower() not in ("", "0", "false", "no")
+
+
+REQUIRE_ALL = _require_all(os.environ)
+
+
+def missing_tool(message: str) -> NoReturn:
+    """Skip a test whose tool is missing here; fail it instead, with the same message, when all must run."""
+    if REQUIRE_ALL:
+        pytest.fail(f"{message} [OSO_TEST_REQUIRE_ALL/CI is set: a missing tool fails the test]", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)

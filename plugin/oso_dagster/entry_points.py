@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, distributions
 from pathlib import Path
 
+from oso_dagster.errors import ConfigurationError
+from oso_dagster.settings import distribution_key, source_packages
+
 ENTRY_POINT_GROUP = "oso_dagster.sources"
 
 
@@ -26,16 +29,21 @@ class DbtPackage:
 def installed_entry_points() -> list[tuple[str, str, EntryPoint]]:
     """``(distribution, version, entry point)`` for the group, sorted and de-duplicated by distribution.
 
-    A distribution seen twice on ``sys.path`` counts once: the first one wins, as for imports.
+    A distribution seen twice on ``sys.path`` counts once: the first one wins, as for imports. With
+    ``OSO_SOURCE_PACKAGES`` set, only the distributions it names (each must be installed).
     """
     seen: dict[str, tuple[str, str, list[EntryPoint]]] = {}
     for dist in distributions():
         name = dist.metadata["Name"] or "?"
-        key = _normalized(name)
+        key = distribution_key(name)
         if key in seen:
             continue
         eps = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
         seen[key] = (name, dist.version, eps)
+    wanted = source_packages()
+    if wanted is not None:
+        _check_installed(wanted, {key for key, (_, _, eps) in seen.items() if eps})
+        seen = {key: found for key, found in seen.items() if key in wanted}
     return sorted(
         ((name, version, ep) for name, version, eps in seen.values() for ep in eps),
         key=lambda item: (item[0].lower(), item[2].name),
@@ -44,11 +52,18 @@ def installed_entry_points() -> list[tuple[str, str, EntryPoint]]:
 
 def same_distribution(a: str, b: str) -> bool:
     """Distribution names compare as pip does: case, ``-``, ``_`` and ``.`` aside."""
-    return _normalized(a) == _normalized(b)
+    return distribution_key(a) == distribution_key(b)
 
 
-def _normalized(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
+def _check_installed(wanted: frozenset[str], installed: set[str]) -> None:
+    """``OSO_SOURCE_PACKAGES`` may only name installed source packages: a typo must not hide a source."""
+    missing = sorted(wanted - installed)
+    if missing:
+        raise ConfigurationError(
+            f"OSO_SOURCE_PACKAGES names {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not an "
+            f"installed source package (installed: {', '.join(sorted(installed)) or 'none'}). Install it, or "
+            "remove it from OSO_SOURCE_PACKAGES (unset, every installed source package is served)."
+        )
 
 
 def dbt_dir_of(ep: EntryPoint) -> Path | None:

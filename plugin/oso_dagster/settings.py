@@ -6,6 +6,7 @@ Each field names its environment variable; docs/configuration.md lists them with
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -44,6 +45,8 @@ class Settings:
     """``OSO_DATASET_PREFIX``: prefix for every source's dataset/schema name. Default empty."""
     schedules_running: bool = False
     """``OSO_SCHEDULES``: ``running`` starts every source's schedule by default; default ``stopped``."""
+    source_packages: frozenset[str] | None = None
+    """``OSO_SOURCE_PACKAGES``: comma-separated distributions to serve, each installed; default every one installed."""
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -73,6 +76,7 @@ class Settings:
             bigquery_keyfile=Path(keyfile).expanduser().absolute() if keyfile else None,
             dataset_prefix=env.get("OSO_DATASET_PREFIX") or "",
             schedules_running=_schedules_running(env.get("OSO_SCHEDULES")),
+            source_packages=source_packages(env),
         )
 
     def dataset_name(self, source_name: str) -> str:
@@ -93,3 +97,18 @@ def _schedules_running(value: str | None) -> bool:
     if value not in ("running", "stopped"):
         raise ConfigurationError(f"OSO_SCHEDULES={value!r} is not supported: use 'running' or 'stopped'.")
     return value == "running"
+
+
+def distribution_key(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503): ``OSO_Source.MyDB`` and ``oso-source-mydb`` are one."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def source_packages(env: os._Environ[str] | dict[str, str] | None = None) -> frozenset[str] | None:
+    """``OSO_SOURCE_PACKAGES`` as distribution keys, or ``None`` (serve every installed source package).
+
+    Read on its own by entry-point discovery, which runs before anything else is configured.
+    """
+    env = os.environ if env is None else env
+    names = [n.strip() for n in (env.get("OSO_SOURCE_PACKAGES") or "").split(",") if n.strip()]
+    return frozenset(distribution_key(n) for n in names) if names else None

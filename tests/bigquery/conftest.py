@@ -1,6 +1,7 @@
 """Fixtures for the BigQuery tests: the local emulator behind its guard (default), or a real project.
 
-By default a session fixture installs (once, cached) and starts ``bqemulator`` and stops it after the session.
+By default a session fixture installs (once, cached) and starts ``bqemulator`` and stops it after the session;
+when it cannot, the tests skip, or fail under ``OSO_TEST_REQUIRE_ALL``/``CI`` (see tests/conftest.py).
 With ``OSO_TEST_BIGQUERY_PROJECT`` set, the same tests run against that real project with Application Default
 Credentials instead (datasets get a unique prefix and are deleted afterwards).
 """
@@ -15,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import missing_tool
 
-from bigquery.emulator import PROJECT, EmulatorUnavailable, GuardProxy, ensure_venv, running_emulator
+from bigquery.emulator import (
+    BQEMULATOR_VERSION,
+    PROJECT,
+    EmulatorUnavailable,
+    GuardProxy,
+    ensure_venv,
+    running_emulator,
+)
 
 EMULATOR_TOKEN = "emulator-token"  # the emulator accepts any bearer token
 
@@ -56,13 +65,13 @@ def bq_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     try:
         root = ensure_venv()
     except EmulatorUnavailable as exc:
-        pytest.skip(f"the BigQuery emulator could not be installed here: {exc}")
+        missing_tool(f"the BigQuery emulator (bqemulator {BQEMULATOR_VERSION}) could not be installed: {exc}")
     log = tmp_path_factory.mktemp("bqemulator") / "emulator.log"
     try:
         with running_emulator(root, log) as raw, GuardProxy(raw) as guard:
             yield Target(project=PROJECT, endpoint=guard.url, raw_endpoint=raw, guard=guard)
     except EmulatorUnavailable as exc:
-        pytest.skip(f"the BigQuery emulator could not start here: {exc}")
+        missing_tool(f"the BigQuery emulator (bqemulator {BQEMULATOR_VERSION}) could not start: {exc}")
 
 
 @dataclass(frozen=True)

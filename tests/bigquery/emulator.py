@@ -52,7 +52,7 @@ for module, name in ((duckdb_extension_spatial, "spatial"), (duckdb_extension_av
 
 
 class EmulatorUnavailable(RuntimeError):
-    """The emulator could not be installed or started here (the tests skip with this reason)."""
+    """The emulator could not be installed or started here (the tests skip, or fail in CI, with this reason)."""
 
 
 def cache_root() -> Path:
@@ -227,3 +227,21 @@ class GuardProxy:
 
         return Handler
 
+
+
+def main() -> int:
+    """Install the emulator and start it once: .ci/run does this before the tests, so CI stops on its reason."""
+    import tempfile
+
+    try:
+        root = ensure_venv()
+        with tempfile.TemporaryDirectory() as tmp, running_emulator(root, Path(tmp) / "emulator.log") as url:
+            print(f"bqemulator {BQEMULATOR_VERSION} is installed in {root} and answers at {url}")
+    except EmulatorUnavailable as exc:
+        print(f"the BigQuery emulator (bqemulator {BQEMULATOR_VERSION}) is not usable: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from oso_dagster.entry_points import ENTRY_POINT_GROUP
 
 BIN = Path(sys.executable).parent
 
@@ -26,10 +29,23 @@ def install(package_dir: Path, target: Path) -> None:
 
 
 def env_with(target: Path, **extra: str) -> dict[str, str]:
+    """The environment of a CLI run that sees the source packages installed in ``target`` and no others.
+
+    Source packages installed in the test environment itself are hidden with ``OSO_SOURCE_PACKAGES``.
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), env.get("PYTHONPATH", "")]))
+    env["OSO_SOURCE_PACKAGES"] = ",".join(source_packages_in(target))
     env.update(extra)
     return env
+
+
+def source_packages_in(target: Path) -> list[str]:
+    """The distributions installed in ``target`` that register an ``oso_dagster.sources`` entry point."""
+    found = [d.metadata["Name"] for d in importlib.metadata.distributions(path=[str(target)])
+             if any(ep.group == ENTRY_POINT_GROUP for ep in d.entry_points)]
+    assert found, f"no source package is installed in {target}"
+    return sorted(found)
 
 
 def scaffold(name: str, url: str, out: Path, *args: str) -> Path:

@@ -44,6 +44,21 @@ def test_list_shows_tables_cursors_and_versions(tmp_path: Path) -> None:
     assert "incremental on updated_at" in result.stdout and "full refresh" in result.stdout
 
 
+
+def test_source_packages_setting_serves_only_the_named_packages(tmp_path: Path) -> None:
+    site = _site(tmp_path, "shop", "users")
+    install(write_package(tmp_path, "oso-source-crm", "oso_source_crm", "crm", ASSETS.format(name="crm",
+                                                                                                second="leads")), site)
+    both = _cli(env_with(site), tmp_path, "list")
+    assert both.returncode == 0 and "oso-source-shop" in both.stdout and "oso-source-crm" in both.stdout, both
+    only = _cli(env_with(site, OSO_SOURCE_PACKAGES="OSO_Source_Shop"), tmp_path, "list")
+    assert only.returncode == 0 and "oso-source-shop" in only.stdout and "crm" not in only.stdout, only
+    typo = _cli(env_with(site, OSO_SOURCE_PACKAGES="oso-source-shop,oso-source-shopp"), tmp_path, "list")
+    assert typo.returncode != 0 and "Traceback" not in typo.stderr, typo
+    assert "OSO_SOURCE_PACKAGES names oso-source-shopp, which is not an installed source package" in typo.stderr
+    installed = typo.stderr.split("(installed: ", 1)[1].split(")", 1)[0].split(", ")
+    assert {"oso-source-crm", "oso-source-shop"} <= set(installed), typo.stderr
+
 @pytest.mark.postgres
 def test_check_postgres_warns_on_unindexed_cursor_and_writable_user(tmp_path: Path, pg_url: str) -> None:
     run_sql(pg_url, "CREATE TABLE events (id int PRIMARY KEY, updated_at timestamp NOT NULL)",

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import missing_tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -51,10 +52,15 @@ def _edges(graph: dict[str, list[dict[str, object]]]) -> set[tuple[str, str]]:
     return found
 
 
-def test_asset_graph_shows_replication_staging_and_the_edge(demo_result: dict[str, object], tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+def test_asset_graph_shows_replication_staging_and_the_edge(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    # the tools first: without them, skip (or fail in CI) before building the demo, which takes a minute
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing_tool("playwright is not installed (it is in the [test] extra)")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium); .ci/run installs it")
+        missing_tool(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium); .ci/run installs it")
+    demo_result: dict[str, object] = request.getfixturevalue("demo_result")
     root = Path(demo_result["root"])
     env = dict(demo_result["env"], OSO_HOME=str(root / "oso_home"), DAGSTER_HOME=str(root / "dagster_home"))
     port = _free_port()

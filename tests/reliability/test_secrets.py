@@ -3,13 +3,13 @@ the run's output, Dagster's event log and run storage, dlt's pipeline folders or
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from dagster import DagsterEventType, DagsterInstance
 from oso_dagster.dbt_project import write_project
 from oso_dagster.settings import Settings
 
@@ -93,4 +93,11 @@ def test_secret_failures_are_clear_and_no_password_is_stored_anywhere(
     for password in (RIGHT, WRONG):
         assert not [o for o in outputs if password in o], password
         assert _leaks(password, dagster_home, oso_env) == [], password
-    assert os.environ.get("DAGSTER_HOME") is None  # the runs used their own instance, not this process's
+    # the storage searched above is where the runs were recorded: every run, with its failure messages
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == len(outputs)
+        failures = [e.dagster_event.event_specific_data for r in runs
+                    for e in instance.all_logs(r.run_id, of_type=DagsterEventType.STEP_FAILURE)]
+    stored = [f.user_failure_data.description if f.user_failure_data else f.error.message for f in failures]
+    assert any("was refused" in (text or "") for text in stored), stored
