@@ -17,6 +17,8 @@ from sqlalchemy.engine import Engine
 
 from oso_dagster import type_mapping, value_checks
 from oso_dagster.database import reflect_table
+from oso_dagster.destinations import DUCKDB_TYPE_HINT
+from oso_dagster.duckdb_direct import ARROW_BACKENDS
 from oso_dagster.errors import (
     ConfigurationError,
     OsoDagsterError,
@@ -37,7 +39,8 @@ class TablePlan:
     backend: str
     primary_key: tuple[str, ...] | None
     casts: dict[str, sa.types.TypeEngine]
-    json_text: frozenset[str] = frozenset()  # JSON/array columns sent as their JSON text (BigQuery)
+    json_text: frozenset[str] = frozenset()  # JSON/array columns, read as their JSON text
+    json_as_text: bool = False  # they land as that text (BigQuery), not as JSON
 
 
 def plan_tables(
@@ -97,11 +100,10 @@ def plan_table(engine: Engine, config: TableConfig, destination: str = "duckdb")
     backend = config.backend
     if backend == "auto":
         backend = "connectorx" if type_mapping.connectorx_reads_exactly(table.columns, dialect) else "pyarrow"
-    json_text = frozenset(
-        c.name for c in table.columns if destination == "bigquery" and type_mapping.is_nested(c.type, dialect)
-    )
+    json_text = frozenset(c.name for c in table.columns if type_mapping.is_nested(c.type, dialect))
     return TablePlan(
-        config=config, table=table, backend=backend, primary_key=primary_key, casts=casts, json_text=json_text
+        config=config, table=table, backend=backend, primary_key=primary_key, casts=casts, json_text=json_text,
+        json_as_text=destination == "bigquery",
     )
 
 
@@ -137,7 +139,9 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         if name == flag:  # 0 means "not deleted": send NULL, which dlt's hard_delete keeps
             return sa.case((raw != 0, raw), else_=sa.null()).label(name)
         if name in plan.json_text:
-            return sa.cast(_as_json(raw, dialect), sa.Text()).label(name)
+            if dialect == "sqlite":
+                return value_checks.json_text(raw, config.qualified_name).label(name)
+            return type_mapping.json_text(raw, dialect).label(name)
         expression = type_mapping.source_expression(raw, dialect)
         if expression is not None:
             return expression.label(name)
@@ -152,6 +156,9 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
             return query
         return query.with_only_columns(*[column(table, c.name) for c in table.columns])
 
+    # dlt's normalizer parses the text of a ``json`` column read as Python objects, losing JSON ``null`` (and
+    # writing a top-level string unquoted): there the text travels as text, declared JSON in DuckDB
+    json_as_text = plan.json_as_text or plan.backend not in ARROW_BACKENDS
     backend_kwargs: dict[str, Any] = {}
     if plan.backend == "connectorx":
         # stream bounded record batches instead of materialising the whole table
@@ -166,7 +173,7 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         backend=plan.backend,  # type: ignore[arg-type]
         backend_kwargs=backend_kwargs,
         reflection_level="full",
-        type_adapter_callback=lambda sql_type: type_mapping.dlt_column_type(sql_type, dialect, bool(plan.json_text)),
+        type_adapter_callback=lambda sql_type: type_mapping.dlt_column_type(sql_type, dialect, json_as_text),
         query_adapter_callback=cast_query,
         write_disposition=config.write_disposition,
         primary_key=list(plan.primary_key) if plan.primary_key else None,
@@ -177,6 +184,10 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         resource.add_map(value_checks.check_date_range)
     keep = {*(plan.primary_key or ()), *([config.cursor_column] if config.cursor_column else [])}
     zero_dates = value_checks.nullable_for_zero_dates(plan.table, dialect, keep)
+    if json_as_text and not plan.json_as_text:
+        resource.apply_hints(columns={
+            name: {"name": name, "data_type": "text", DUCKDB_TYPE_HINT: "JSON"} for name in plan.json_text  # type: ignore[misc]
+        })
     if zero_dates:  # their zero dates land as NULL
         resource.apply_hints(columns={name: {"name": name, "nullable": True} for name in zero_dates})
     if config.soft_delete_column:
@@ -216,13 +227,6 @@ def _is_conversion_error(exc: BaseException) -> bool:
     if type(original).__name__ == "DataError":  # psycopg: e.g. "timestamp too large (after year 10K)"
         return True
     return "decode" in str(exc).lower()  # connectorx: "value too large to decode"
-
-
-def _as_json(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
-    """A JSON or array column as a JSON value (PostgreSQL arrays need ``to_json``; their text is ``{1,2}``)."""
-    if dialect == "postgresql" and isinstance(type_mapping.unwrap(column.type), sa.ARRAY):
-        return sa.func.to_json(column)
-    return column
 
 
 def _integer_flag(plan: TablePlan) -> str | None:

@@ -96,13 +96,14 @@ def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEng
 def dlt_type(sql_type: sqltypes.TypeEngine, dialect: str, json_as_text: bool = False) -> sqltypes.TypeEngine:
     """The SQLAlchemy type dlt should derive the warehouse column from (after :func:`source_cast`).
 
-    ``json_as_text``: JSON and array columns land as their JSON text (see :func:`is_nested`).
+    JSON and array columns are read as their JSON text (:func:`json_text`) and land as ``JSON``, or, with
+    ``json_as_text`` (BigQuery), as that text (see :func:`is_nested`).
     """
     cast = source_cast(sql_type, dialect)
     if cast is not None:
         return cast
-    if json_as_text and is_nested(sql_type, dialect):
-        return sa.Text()
+    if is_nested(sql_type, dialect):
+        return sa.Text() if json_as_text else sa.JSON()
     t = unwrap(sql_type)
     if dialect in ("mysql", "mariadb") and type(t).__name__.upper() == "TIMESTAMP":
         # a MySQL TIMESTAMP is an instant; the session reads it in UTC (see database.create_source_engine)
@@ -148,7 +149,9 @@ def connectorx_reads_exactly(columns: Iterable[sa.Column], dialect: str) -> bool
         return False
     for column in columns:
         t = dlt_type(column.type, dialect)
-        if isinstance(t, (sqltypes.Enum, sqltypes.JSON, sqltypes.ARRAY)):
+        if isinstance(t, (sqltypes.JSON, sqltypes.ARRAY)):
+            continue  # read as their JSON text (see json_text)
+        if isinstance(t, sqltypes.Enum):
             return False
         if isinstance(t, sqltypes.Float):
             continue
@@ -187,3 +190,18 @@ def is_nested(sql_type: sqltypes.TypeEngine, dialect: str) -> bool:
     other column (dlt writes them as null); its ``JSON`` type would also round integers past 2**53.
     """
     return source_cast(sql_type, dialect) is None and isinstance(unwrap(sql_type), (sqltypes.JSON, sqltypes.ARRAY))
+
+
+def json_text(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    """A JSON or array column (:func:`is_nested`) as the source's own JSON text.
+
+    Read as text, a document reaches the warehouse as the source holds it. Parsed by the driver, it would be
+    inferred into one Arrow struct per column (an ``{}`` gaining its neighbours' keys as nulls), lose JSON
+    ``null`` to SQL ``NULL``, and fail on integers past 64 bits. PostgreSQL arrays go through ``to_json``
+    (their text is ``{1,2}``); MySQL/MariaDB hand out JSON as text already; SQLite's is read through a check
+    that it is JSON at all (SQLite does not enforce it).
+    """
+    if dialect == "postgresql":
+        value = sa.func.to_json(column) if isinstance(unwrap(column.type), sa.ARRAY) else column
+        return sa.cast(value, sa.Text())
+    return sa.type_coerce(column, sa.Text())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,25 @@ def checked_expression(
         return None
     reader, passthrough = found
     return sa.type_coerce(column, _Checked(_with_context(reader, table, column.name, column.type), passthrough))
+
+
+def json_text(column: sa.ColumnElement[Any], table: str) -> sa.ColumnElement[Any]:
+    """A SQLite JSON column read as its text, checked to be one JSON document (SQLite does not enforce it)."""
+    reader = _with_context(_sqlite_json, table, column.name, column.type)
+    return sa.type_coerce(column, _Checked(reader, ()))
+
+
+def _sqlite_json(value: Any) -> str:
+    text = _text(value)
+    try:
+        json.loads(text, parse_constant=_not_json)
+    except ValueError:
+        raise _Unfit("which is not a JSON document.") from None
+    return text
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 class _Checked(sa.types.UserDefinedType[Any]):
