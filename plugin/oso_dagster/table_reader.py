@@ -5,7 +5,7 @@ dlt ``sql_table`` resource that reads it. Both load paths (dlt's files, and the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
@@ -41,6 +41,7 @@ class TablePlan:
     casts: dict[str, sa.types.TypeEngine]
     json_text: frozenset[str] = frozenset()  # JSON/array columns, read as their JSON text
     json_as_text: bool = False  # they land as that text (BigQuery), not as JSON
+    duckdb_types: Mapping[str, str] = field(default_factory=dict)  # columns read as text, cast by DuckDB
 
 
 def plan_tables(
@@ -101,10 +102,21 @@ def plan_table(engine: Engine, config: TableConfig, destination: str = "duckdb")
     if backend == "auto":
         backend = "connectorx" if type_mapping.connectorx_reads_exactly(table.columns, dialect) else "pyarrow"
     json_text = frozenset(c.name for c in table.columns if type_mapping.is_nested(c.type, dialect))
+    duckdb_types = {
+        c.name: kind for c in table.columns if (kind := type_mapping.duckdb_type(c.type, dialect)) is not None
+    }
+    if destination != "duckdb" or _extract_is_inexact(engine):
+        duckdb_types = {}
     return TablePlan(
         config=config, table=table, backend=backend, primary_key=primary_key, casts=casts, json_text=json_text,
-        json_as_text=destination == "bigquery",
+        json_as_text=destination == "bigquery", duckdb_types=duckdb_types,
     )
+
+
+def _extract_is_inexact(engine: Engine) -> bool:
+    """Before PostgreSQL 14, ``extract`` returns a double: intervals keep their text form there."""
+    version = getattr(engine.dialect, "server_version_info", None) or ()
+    return engine.dialect.name == "postgresql" and bool(version) and version < (14,)
 
 
 SCHEMA_CONTRACT: dict[str, str] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
@@ -143,6 +155,8 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
                 return value_checks.json_text(raw, config.qualified_name).label(name)
             return type_mapping.json_text(raw, dialect).label(name)
         expression = type_mapping.source_expression(raw, dialect)
+        if name in plan.duckdb_types:
+            expression = type_mapping.interval_text(raw, dialect)
         if expression is not None:
             return expression.label(name)
         as_text = name in casts and isinstance(casts[name], sa.Text)
@@ -152,7 +166,7 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         return sa.cast(raw, casts[name]).label(name) if name in casts else raw
 
     def cast_query(query: sa.sql.Select, table: sa.Table) -> sa.sql.Select:
-        if not casts and flag is None and not plan.json_text and not checked:
+        if not casts and flag is None and not plan.json_text and not checked and not plan.duckdb_types:
             return query
         return query.with_only_columns(*[column(table, c.name) for c in table.columns])
 
@@ -184,9 +198,13 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         resource.add_map(value_checks.check_date_range)
     keep = {*(plan.primary_key or ()), *([config.cursor_column] if config.cursor_column else [])}
     zero_dates = value_checks.nullable_for_zero_dates(plan.table, dialect, keep)
+    landed_by_duckdb = {**plan.duckdb_types}
     if json_as_text and not plan.json_as_text:
+        landed_by_duckdb.update(dict.fromkeys(plan.json_text, "JSON"))
+    if landed_by_duckdb:
         resource.apply_hints(columns={
-            name: {"name": name, "data_type": "text", DUCKDB_TYPE_HINT: "JSON"} for name in plan.json_text  # type: ignore[misc]
+            name: {"name": name, "data_type": "text", DUCKDB_TYPE_HINT: kind}  # type: ignore[misc]
+            for name, kind in landed_by_duckdb.items()
         })
     if zero_dates:  # their zero dates land as NULL
         resource.apply_hints(columns={name: {"name": name, "nullable": True} for name in zero_dates})

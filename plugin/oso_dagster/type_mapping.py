@@ -38,16 +38,56 @@ MYSQL_SPATIAL_TYPES = ("geometry", "point", "linestring", "polygon", "multipoint
 
 
 def source_expression(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any] | None:
-    """An expression to read a column through where a ``CAST`` cannot: MySQL geometry as (E)WKT text.
+    """An expression to read a column through where a ``CAST`` cannot: MySQL geometry as (E)WKT text, and
+    PostgreSQL ``inet`` as PostgreSQL prints it.
 
     ``ST_AsText`` prints coordinates with 17 significant digits, so they round-trip; a non-zero SRID is
-    kept as PostGIS's ``SRID=4326;POINT(1 2)``.
+    kept as PostGIS's ``SRID=4326;POINT(1 2)``. ``CAST(inet AS text)`` always adds the prefix length
+    (``10.1.0.1/32``); ``abbrev(inet)`` is the type's own output (``10.1.0.1``, ``10.1.0.0/16``), what psql
+    and every client show, so ``where ip = '10.1.0.1'`` finds the row. (``cidr`` keeps ``CAST``: its
+    ``abbrev`` would shorten ``10.1.0.0/16`` to ``10.1/16``.)
     """
+    if dialect == "postgresql" and type(unwrap(column.type)).__name__ == "INET":
+        return sa.func.abbrev(column)
     if dialect in ("mysql", "mariadb") and isinstance(column.type, Geometry):
         wkt = sa.func.ST_AsText(column)
         srid = sa.func.ST_SRID(column)
         return sa.case((srid == 0, wkt), else_=sa.func.concat("SRID=", srid, ";", wkt))
     return None
+
+
+def duckdb_type(sql_type: sqltypes.TypeEngine, dialect: str) -> str | None:
+    """The DuckDB type a column lands as where dlt has no data type for it, read as text (:func:`interval_text`)
+    and cast by DuckDB: PostgreSQL ``interval`` and MySQL's ``TIME`` (a signed duration, up to 838 hours)
+    as ``INTERVAL``, which holds PostgreSQL's months, days and microseconds apart, exactly."""
+    t = unwrap(sql_type)
+    if dialect == "postgresql" and (isinstance(t, sqltypes.Interval) or type(t).__name__ == "INTERVAL"):
+        return "INTERVAL"
+    if dialect in ("mysql", "mariadb") and isinstance(t, sqltypes.Time):
+        return "INTERVAL"
+    return None
+
+
+def interval_text(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any] | None:
+    """A PostgreSQL interval as ``'<months> months <days> days <µs> microseconds'``, which DuckDB reads exactly.
+
+    PostgreSQL's own text depends on the session's ``IntervalStyle``; these three numbers are the value.
+    ``extract`` is exact (numeric) since PostgreSQL 14. MySQL's ``TIME`` text (``-838:59:59.000000``) is
+    read by DuckDB as it is (``None``: the plain text cast).
+    """
+    if dialect != "postgresql":
+        return None
+
+    def part(field: str) -> sa.ColumnElement[Any]:
+        return sa.extract(field, column)
+
+    months = part("year") * 12 + part("month")
+    micros = (part("hour") * 3600 + part("minute") * 60) * 1_000_000 + part("microseconds")
+    def digits(number: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.cast(sa.cast(number, sa.BigInteger), sa.Text)
+
+    # ``||``, not concat(): NULL stays NULL
+    return digits(months) + " months " + digits(part("day")) + " days " + digits(micros) + " microseconds"
 
 
 def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEngine | None:

@@ -87,6 +87,6 @@ def test_json_lands_as_the_source_document(
         entry: dict[str, Any] = {"table": "docs", "backend": backend}
         if path == "dlt":
             entry["write_disposition"] = "append"
-        meta = materialization_metadata(run_ok(name, [entry], retries=0))["docs"]
+        meta = materialization_metadata(run_ok(name, [entry]))["docs"]
         assert meta["loader"] == ("dlt" if path == "dlt" or backend == "sqlalchemy" else "duckdb direct")
         _assert_landed_exactly(name)

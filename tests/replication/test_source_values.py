@@ -52,6 +52,7 @@ SQLITE_UNFIT = [
     ("DATETIME", "'n/a'", "holds 'n/a' (text)"),
     ("DATE", "'2024/01/02'", "which is not a date written as 'YYYY-MM-DD'"),
     ("TEXT", "x'00ff'", "which is not UTF-8 text"),
+    ("JSON", "'{not json'", "holds '{not json' (text), which is not a JSON document"),
 ]
 
 
