@@ -245,3 +245,39 @@ def json_text(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[A
         value = sa.func.to_json(column) if isinstance(unwrap(column.type), sa.ARRAY) else column
         return sa.cast(value, sa.Text())
     return sa.type_coerce(column, sa.Text())
+
+
+# DuckDB's own encoding of +infinity for TIMESTAMP (microseconds) and DATE (days); -infinity is the negation
+DUCKDB_INFINITE_MICROS = 2**63 - 1
+DUCKDB_INFINITE_DAYS = 2**31 - 1
+
+
+def epoch_kind(sql_type: sqltypes.TypeEngine, dialect: str) -> str | None:
+    """``date``, ``timestamp`` or ``timestamptz`` for a PostgreSQL column that may hold ``±infinity``."""
+    t = unwrap(sql_type)
+    if dialect != "postgresql":
+        return None
+    if isinstance(t, sqltypes.DateTime):
+        return "timestamptz" if t.timezone else "timestamp"
+    if isinstance(t, sqltypes.Date):
+        return "date"
+    return None
+
+
+def epoch_expression(column: sa.ColumnElement[Any], kind: str) -> sa.ColumnElement[Any]:
+    """A PostgreSQL date/timestamp as days/microseconds since 1970, ``±infinity`` as DuckDB encodes them.
+
+    Neither Python's ``datetime`` (the pyarrow backend) nor connectorx can read ``infinity``, which DuckDB's
+    ``TIMESTAMP``/``DATE`` hold; as numbers it travels, and Arrow turns them back into dates (see
+    :func:`oso_dagster.value_checks.epochs_to_dates`). ``extract`` is exact (numeric) since PostgreSQL 14.
+    """
+    if kind == "date":
+        top, finite = DUCKDB_INFINITE_DAYS, column - sa.literal_column("DATE '1970-01-01'")
+    else:
+        top = DUCKDB_INFINITE_MICROS
+        finite = sa.cast(sa.extract("epoch", column) * 1_000_000, sa.BigInteger)
+    return sa.case(
+        (column == sa.literal_column("'infinity'"), sa.literal(top, sa.BigInteger)),
+        (column == sa.literal_column("'-infinity'"), sa.literal(-top, sa.BigInteger)),
+        else_=finite,
+    )
