@@ -136,6 +136,8 @@ def reflect_table(engine: Engine, table: str, schema: str | None = None) -> sa.T
         reflected = sa.Table(table, sa.MetaData(schema=schema), autoload_with=engine, resolve_fks=False)
         if engine.dialect.name == "postgresql":
             _restore_domain_precision(engine, reflected)
+        if getattr(engine.dialect, "is_mariadb", False):
+            _restore_mariadb_json(engine, reflected)
         return reflected
     except NoSuchTableError:
         existing = list_tables(engine, schema)
@@ -149,6 +151,24 @@ def reflect_table(engine: Engine, table: str, schema: str | None = None) -> sa.T
         ) from None
     except Exception as exc:
         raise database_error(exc, engine, f"reading the definition of table {where!r}") from None
+
+
+def _restore_mariadb_json(engine: Engine, table: sa.Table) -> None:
+    """MariaDB's ``json`` is ``longtext`` with a ``CHECK (json_valid(col))``, reflected as ``LONGTEXT``;
+    give such columns SQLAlchemy's ``JSON`` type so they land as JSON, as MySQL's do."""
+    texts = [c for c in table.columns if isinstance(c.type, sa.String)]
+    if not texts:
+        return
+    query = sa.text(
+        "SELECT check_clause FROM information_schema.check_constraints "
+        "WHERE constraint_schema = COALESCE(:schema, DATABASE()) AND table_name = :table"
+    )
+    with engine.connect() as conn:
+        clauses = {str(c).replace(" ", "").lower() for c in conn.execute(
+            query, {"schema": table.schema, "table": table.name}).scalars()}
+    for column in texts:
+        if f"json_valid(`{column.name.lower()}`)" in clauses:
+            column.type = sa.JSON()
 
 
 def _restore_domain_precision(engine: Engine, table: sa.Table) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.common.schema.typing import TColumnSchema
+from dlt.destinations.impl.duckdb.factory import DuckDbTypeMapper
 from filelock import FileLock
 
 from oso_dagster.settings import Settings
@@ -27,8 +30,23 @@ def make_destination(settings: Settings) -> Destination:
     # insert-from-staging: a full refresh loads into a staging schema, then swaps rows in one
     # transaction, so readers never see an empty table mid-load and a failed load leaves the old rows.
     return dlt.destinations.duckdb(
-        credentials=str(settings.duckdb_path), replace_strategy="insert-from-staging"
+        credentials=str(settings.duckdb_path), replace_strategy="insert-from-staging",
+        type_mapper=OsoDuckDbTypeMapper,
     )
+
+
+# A column hint naming the DuckDB type a column lands as, where dlt has no data type for it (INTERVAL), or
+# where dlt's own type would change the values on the way (JSON read as text by a Python-object backend,
+# whose normalizer would parse it and lose a JSON ``null``). The values travel as text; DuckDB casts them.
+DUCKDB_TYPE_HINT = "x-oso-duckdb-type"
+
+
+class OsoDuckDbTypeMapper(DuckDbTypeMapper):
+    """dlt's DuckDB type mapper, honouring :data:`DUCKDB_TYPE_HINT`."""
+
+    def to_destination_type(self, column: TColumnSchema, table: Any) -> str:
+        override = column.get(DUCKDB_TYPE_HINT)  # type: ignore[misc]
+        return str(override) if override else super().to_destination_type(column, table)
 
 
 def make_pipeline(settings: Settings, source_name: str) -> dlt.Pipeline:

@@ -5,7 +5,7 @@ dlt ``sql_table`` resource that reads it. Both load paths (dlt's files, and the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
@@ -17,6 +17,8 @@ from sqlalchemy.engine import Engine
 
 from oso_dagster import type_mapping, value_checks
 from oso_dagster.database import reflect_table
+from oso_dagster.destinations import DUCKDB_TYPE_HINT
+from oso_dagster.duckdb_direct import ARROW_BACKENDS
 from oso_dagster.errors import (
     ConfigurationError,
     OsoDagsterError,
@@ -37,7 +39,10 @@ class TablePlan:
     backend: str
     primary_key: tuple[str, ...] | None
     casts: dict[str, sa.types.TypeEngine]
-    json_text: frozenset[str] = frozenset()  # JSON/array columns sent as their JSON text (BigQuery)
+    json_text: frozenset[str] = frozenset()  # JSON/array columns, read as their JSON text
+    json_as_text: bool = False  # they land as that text (BigQuery), not as JSON
+    duckdb_types: Mapping[str, str] = field(default_factory=dict)  # columns read as text, cast by DuckDB
+    epochs: Mapping[str, str] = field(default_factory=dict)  # dates read as numbers, ±infinity kept (DuckDB)
 
 
 def plan_tables(
@@ -85,6 +90,12 @@ def plan_table(engine: Engine, config: TableConfig, destination: str = "duckdb")
             f"Table {config.qualified_name!r}: soft_delete_column {config.soft_delete_column!r} does not exist; "
             f"its columns are {sorted(columns)}."
         )
+    unknown = sorted(set(config.columns) - columns)
+    if unknown:
+        raise ConfigurationError(
+            f"Table {config.qualified_name!r}: the 'columns' option names {unknown}, which do not exist; "
+            f"its columns are {sorted(columns)}."
+        )
     if config.write_disposition == "merge" and not primary_key:
         raise ConfigurationError(
             f"Table {config.qualified_name!r} is incremental (merged on its primary key) but has no primary key: "
@@ -97,12 +108,33 @@ def plan_table(engine: Engine, config: TableConfig, destination: str = "duckdb")
     backend = config.backend
     if backend == "auto":
         backend = "connectorx" if type_mapping.connectorx_reads_exactly(table.columns, dialect) else "pyarrow"
-    json_text = frozenset(
-        c.name for c in table.columns if destination == "bigquery" and type_mapping.is_nested(c.type, dialect)
-    )
+    json_text = frozenset(c.name for c in table.columns if type_mapping.is_nested(c.type, dialect))
+    duckdb_types = {
+        c.name: kind for c in table.columns if (kind := type_mapping.duckdb_type(c.type, dialect)) is not None
+    }
+    epochs = {
+        c.name: kind for c in table.columns
+        if (kind := type_mapping.epoch_kind(c.type, dialect)) is not None and c.name != config.cursor_column
+    }
+    if destination != "duckdb" or _extract_is_inexact(engine):
+        duckdb_types, epochs = {}, {}
+    if config.columns:  # read as the type the user named instead
+        casts = {name: cast for name, cast in casts.items() if name not in config.columns}
+        json_text = json_text - set(config.columns)
+        duckdb_types = {name: kind for name, kind in duckdb_types.items() if name not in config.columns}
+        epochs = {name: kind for name, kind in epochs.items() if name not in config.columns}
+    if backend not in ARROW_BACKENDS:  # Python's datetime cannot hold infinity either
+        epochs = {}
     return TablePlan(
-        config=config, table=table, backend=backend, primary_key=primary_key, casts=casts, json_text=json_text
+        config=config, table=table, backend=backend, primary_key=primary_key, casts=casts, json_text=json_text,
+        json_as_text=destination == "bigquery", duckdb_types=duckdb_types, epochs=epochs,
     )
+
+
+def _extract_is_inexact(engine: Engine) -> bool:
+    """Before PostgreSQL 14, ``extract`` returns a double: intervals keep their text form there."""
+    version = getattr(engine.dialect, "server_version_info", None) or ()
+    return engine.dialect.name == "postgresql" and bool(version) and version < (14,)
 
 
 SCHEMA_CONTRACT: dict[str, str] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
@@ -125,7 +157,10 @@ def build_dlt_source(name: str, engine: Engine, plans: Sequence[TablePlan]) -> A
 def table_resource(engine: Engine, plan: TablePlan) -> Any:
     config = plan.config
     dialect = engine.dialect.name
-    decimals = type_mapping.connectorx_decimals(plan.table.columns, dialect) if plan.backend == "connectorx" else {}
+    decimals = {
+        name: digits for name, digits in type_mapping.connectorx_decimals(plan.table.columns, dialect).items()
+        if plan.backend == "connectorx" and name not in config.columns
+    }
     casts = {**plan.casts, **{name: sa.Text() for name in decimals}}
     flag = _integer_flag(plan)
     # values a loosely typed source hands out are checked in Python (SQLite, MySQL dates); not with connectorx,
@@ -134,11 +169,19 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
 
     def column(table: sa.Table, name: str) -> Any:
         raw = table.c[name]
+        if name in config.columns:  # the user's way out: the column as the named type, cast by the database
+            return _landed_as(raw, config.columns[name], dialect, config.qualified_name).label(name)
         if name == flag:  # 0 means "not deleted": send NULL, which dlt's hard_delete keeps
             return sa.case((raw != 0, raw), else_=sa.null()).label(name)
         if name in plan.json_text:
-            return sa.cast(_as_json(raw, dialect), sa.Text()).label(name)
+            if dialect == "sqlite":
+                return value_checks.json_text(raw, config.qualified_name).label(name)
+            return type_mapping.json_text(raw, dialect).label(name)
         expression = type_mapping.source_expression(raw, dialect)
+        if name in plan.duckdb_types:
+            expression = type_mapping.interval_text(raw, dialect)
+        if name in plan.epochs:
+            expression = type_mapping.epoch_expression(raw, plan.epochs[name])
         if expression is not None:
             return expression.label(name)
         as_text = name in casts and isinstance(casts[name], sa.Text)
@@ -148,10 +191,14 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         return sa.cast(raw, casts[name]).label(name) if name in casts else raw
 
     def cast_query(query: sa.sql.Select, table: sa.Table) -> sa.sql.Select:
-        if not casts and flag is None and not plan.json_text and not checked:
+        if not casts and flag is None and not plan.json_text and not checked and not plan.duckdb_types \
+                and not plan.epochs and not config.columns:
             return query
         return query.with_only_columns(*[column(table, c.name) for c in table.columns])
 
+    # dlt's normalizer parses the text of a ``json`` column read as Python objects, losing JSON ``null`` (and
+    # writing a top-level string unquoted): there the text travels as text, declared JSON in DuckDB
+    json_as_text = plan.json_as_text or plan.backend not in ARROW_BACKENDS
     backend_kwargs: dict[str, Any] = {}
     if plan.backend == "connectorx":
         # stream bounded record batches instead of materialising the whole table
@@ -166,7 +213,7 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         backend=plan.backend,  # type: ignore[arg-type]
         backend_kwargs=backend_kwargs,
         reflection_level="full",
-        type_adapter_callback=lambda sql_type: type_mapping.dlt_column_type(sql_type, dialect, bool(plan.json_text)),
+        type_adapter_callback=lambda sql_type: type_mapping.dlt_column_type(sql_type, dialect, json_as_text),
         query_adapter_callback=cast_query,
         write_disposition=config.write_disposition,
         primary_key=list(plan.primary_key) if plan.primary_key else None,
@@ -175,8 +222,24 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         resource.add_map(lambda item: parse_decimals(item, config.qualified_name, decimals))
     if plan.backend == "connectorx":
         resource.add_map(value_checks.check_date_range)
+    if plan.epochs:
+        epochs = dict(plan.epochs)
+        resource.add_map(lambda item: value_checks.epochs_to_dates(item, epochs))
     keep = {*(plan.primary_key or ()), *([config.cursor_column] if config.cursor_column else [])}
     zero_dates = value_checks.nullable_for_zero_dates(plan.table, dialect, keep)
+    landed_by_duckdb = {**plan.duckdb_types}
+    if config.columns:  # dlt's column-hint shape; these win over the reflected types
+        resource.apply_hints(columns={
+            name: {"name": name, "data_type": kind, "nullable": True}  # type: ignore[misc]
+            for name, kind in config.columns.items()
+        })
+    if json_as_text and not plan.json_as_text:
+        landed_by_duckdb.update(dict.fromkeys(plan.json_text, "JSON"))
+    if landed_by_duckdb:
+        resource.apply_hints(columns={
+            name: {"name": name, "data_type": "text", DUCKDB_TYPE_HINT: kind}  # type: ignore[misc]
+            for name, kind in landed_by_duckdb.items()
+        })
     if zero_dates:  # their zero dates land as NULL
         resource.apply_hints(columns={name: {"name": name, "nullable": True} for name in zero_dates})
     if config.soft_delete_column:
@@ -202,8 +265,9 @@ def explain_read_error(exc: BaseException, engine: Engine, plan: TablePlan) -> B
         return SourceValueError(
             f"Table {plan.config.qualified_name!r} could not be read as its columns' types "
             f"({type(exc).__name__}: {str(exc)[:300]}). Nothing was loaded for this table; a retry would fail "
-            "the same way. docs/types.md lists how each type lands; replicate a view that casts the column "
-            "at fault to text to load it anyway."
+            "the same way. docs/types.md lists how each type lands; to load it anyway, land the column at fault "
+            'as text with "columns": {"<column>": "text"} in the table\'s entry of sql_assets.'
+
         )
     return exc
 
@@ -218,11 +282,22 @@ def _is_conversion_error(exc: BaseException) -> bool:
     return "decode" in str(exc).lower()  # connectorx: "value too large to decode"
 
 
-def _as_json(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
-    """A JSON or array column as a JSON value (PostgreSQL arrays need ``to_json``; their text is ``{1,2}``)."""
-    if dialect == "postgresql" and isinstance(type_mapping.unwrap(column.type), sa.ARRAY):
-        return sa.func.to_json(column)
-    return column
+_CAST_TYPES: dict[str, sa.types.TypeEngine] = {
+    "text": sa.Text(), "bigint": sa.BigInteger(), "double": sa.Double(asdecimal=False), "bool": sa.Boolean(),
+    "date": sa.Date(), "timestamp": sa.DateTime(),
+}
+
+
+def _landed_as(column: sa.ColumnElement[Any], kind: str, dialect: str, table: str) -> sa.ColumnElement[Any]:
+    """A column read as the dlt type ``kind`` (the ``columns`` option), through a CAST in the source query.
+
+    SQLite's ``CAST(... AS TEXT)`` rounds reals to 15 digits: there each value's exact text is read instead.
+    """
+    if kind == "text" and dialect == "sqlite":
+        read = value_checks.checked_expression(column, dialect, table, as_text=True)
+        if read is not None:
+            return read
+    return sa.cast(column, _CAST_TYPES[kind])
 
 
 def _integer_flag(plan: TablePlan) -> str | None:
@@ -256,8 +331,8 @@ def parse_decimals(item: Any, table: str, decimals: Mapping[str, tuple[int, int]
             raise ConfigurationError(
                 f"Table {table!r}, column {name!r} (numeric({precision},{scale})) holds a value a "
                 f"decimal({precision},{scale}) cannot: {exc}. PostgreSQL allows NaN and Infinity in numeric "
-                "columns, which no warehouse decimal holds: replicate a view that casts the column to text (or "
-                "maps those values to NULL), or fix the values in the source."
+                f"columns, which no warehouse decimal holds: land it as text with \"columns\": {{\"{name}\": "
+                "\"text\"}} in the table's entry of sql_assets, or fix the values in the source."
             ) from None
         item = item.set_column(index, item.schema.field(index).with_type(target), parsed)
     return item

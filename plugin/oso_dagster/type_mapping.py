@@ -38,16 +38,56 @@ MYSQL_SPATIAL_TYPES = ("geometry", "point", "linestring", "polygon", "multipoint
 
 
 def source_expression(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any] | None:
-    """An expression to read a column through where a ``CAST`` cannot: MySQL geometry as (E)WKT text.
+    """An expression to read a column through where a ``CAST`` cannot: MySQL geometry as (E)WKT text, and
+    PostgreSQL ``inet`` as PostgreSQL prints it.
 
     ``ST_AsText`` prints coordinates with 17 significant digits, so they round-trip; a non-zero SRID is
-    kept as PostGIS's ``SRID=4326;POINT(1 2)``.
+    kept as PostGIS's ``SRID=4326;POINT(1 2)``. ``CAST(inet AS text)`` always adds the prefix length
+    (``10.1.0.1/32``); ``abbrev(inet)`` is the type's own output (``10.1.0.1``, ``10.1.0.0/16``), what psql
+    and every client show, so ``where ip = '10.1.0.1'`` finds the row. (``cidr`` keeps ``CAST``: its
+    ``abbrev`` would shorten ``10.1.0.0/16`` to ``10.1/16``.)
     """
+    if dialect == "postgresql" and type(unwrap(column.type)).__name__ == "INET":
+        return sa.func.abbrev(column)
     if dialect in ("mysql", "mariadb") and isinstance(column.type, Geometry):
         wkt = sa.func.ST_AsText(column)
         srid = sa.func.ST_SRID(column)
         return sa.case((srid == 0, wkt), else_=sa.func.concat("SRID=", srid, ";", wkt))
     return None
+
+
+def duckdb_type(sql_type: sqltypes.TypeEngine, dialect: str) -> str | None:
+    """The DuckDB type a column lands as where dlt has no data type for it, read as text (:func:`interval_text`)
+    and cast by DuckDB: PostgreSQL ``interval`` and MySQL's ``TIME`` (a signed duration, up to 838 hours)
+    as ``INTERVAL``, which holds PostgreSQL's months, days and microseconds apart, exactly."""
+    t = unwrap(sql_type)
+    if dialect == "postgresql" and (isinstance(t, sqltypes.Interval) or type(t).__name__ == "INTERVAL"):
+        return "INTERVAL"
+    if dialect in ("mysql", "mariadb") and isinstance(t, sqltypes.Time):
+        return "INTERVAL"
+    return None
+
+
+def interval_text(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any] | None:
+    """A PostgreSQL interval as ``'<months> months <days> days <µs> microseconds'``, which DuckDB reads exactly.
+
+    PostgreSQL's own text depends on the session's ``IntervalStyle``; these three numbers are the value.
+    ``extract`` is exact (numeric) since PostgreSQL 14. MySQL's ``TIME`` text (``-838:59:59.000000``) is
+    read by DuckDB as it is (``None``: the plain text cast).
+    """
+    if dialect != "postgresql":
+        return None
+
+    def part(field: str) -> sa.ColumnElement[Any]:
+        return sa.extract(field, column)
+
+    months = part("year") * 12 + part("month")
+    micros = (part("hour") * 3600 + part("minute") * 60) * 1_000_000 + part("microseconds")
+    def digits(number: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.cast(sa.cast(number, sa.BigInteger), sa.Text)
+
+    # ``||``, not concat(): NULL stays NULL
+    return digits(months) + " months " + digits(part("day")) + " days " + digits(micros) + " microseconds"
 
 
 def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEngine | None:
@@ -96,13 +136,14 @@ def source_cast(sql_type: sqltypes.TypeEngine, dialect: str) -> sqltypes.TypeEng
 def dlt_type(sql_type: sqltypes.TypeEngine, dialect: str, json_as_text: bool = False) -> sqltypes.TypeEngine:
     """The SQLAlchemy type dlt should derive the warehouse column from (after :func:`source_cast`).
 
-    ``json_as_text``: JSON and array columns land as their JSON text (see :func:`is_nested`).
+    JSON and array columns are read as their JSON text (:func:`json_text`) and land as ``JSON``, or, with
+    ``json_as_text`` (BigQuery), as that text (see :func:`is_nested`).
     """
     cast = source_cast(sql_type, dialect)
     if cast is not None:
         return cast
-    if json_as_text and is_nested(sql_type, dialect):
-        return sa.Text()
+    if is_nested(sql_type, dialect):
+        return sa.Text() if json_as_text else sa.JSON()
     t = unwrap(sql_type)
     if dialect in ("mysql", "mariadb") and type(t).__name__.upper() == "TIMESTAMP":
         # a MySQL TIMESTAMP is an instant; the session reads it in UTC (see database.create_source_engine)
@@ -148,7 +189,9 @@ def connectorx_reads_exactly(columns: Iterable[sa.Column], dialect: str) -> bool
         return False
     for column in columns:
         t = dlt_type(column.type, dialect)
-        if isinstance(t, (sqltypes.Enum, sqltypes.JSON, sqltypes.ARRAY)):
+        if isinstance(t, (sqltypes.JSON, sqltypes.ARRAY)):
+            continue  # read as their JSON text (see json_text)
+        if isinstance(t, sqltypes.Enum):
             return False
         if isinstance(t, sqltypes.Float):
             continue
@@ -187,3 +230,54 @@ def is_nested(sql_type: sqltypes.TypeEngine, dialect: str) -> bool:
     other column (dlt writes them as null); its ``JSON`` type would also round integers past 2**53.
     """
     return source_cast(sql_type, dialect) is None and isinstance(unwrap(sql_type), (sqltypes.JSON, sqltypes.ARRAY))
+
+
+def json_text(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    """A JSON or array column (:func:`is_nested`) as the source's own JSON text.
+
+    Read as text, a document reaches the warehouse as the source holds it. Parsed by the driver, it would be
+    inferred into one Arrow struct per column (an ``{}`` gaining its neighbours' keys as nulls), lose JSON
+    ``null`` to SQL ``NULL``, and fail on integers past 64 bits. PostgreSQL arrays go through ``to_json``
+    (their text is ``{1,2}``); MySQL/MariaDB hand out JSON as text already; SQLite's is read through a check
+    that it is JSON at all (SQLite does not enforce it).
+    """
+    if dialect == "postgresql":
+        value = sa.func.to_json(column) if isinstance(unwrap(column.type), sa.ARRAY) else column
+        return sa.cast(value, sa.Text())
+    return sa.type_coerce(column, sa.Text())
+
+
+# DuckDB's own encoding of +infinity for TIMESTAMP (microseconds) and DATE (days); -infinity is the negation
+DUCKDB_INFINITE_MICROS = 2**63 - 1
+DUCKDB_INFINITE_DAYS = 2**31 - 1
+
+
+def epoch_kind(sql_type: sqltypes.TypeEngine, dialect: str) -> str | None:
+    """``date``, ``timestamp`` or ``timestamptz`` for a PostgreSQL column that may hold ``±infinity``."""
+    t = unwrap(sql_type)
+    if dialect != "postgresql":
+        return None
+    if isinstance(t, sqltypes.DateTime):
+        return "timestamptz" if t.timezone else "timestamp"
+    if isinstance(t, sqltypes.Date):
+        return "date"
+    return None
+
+
+def epoch_expression(column: sa.ColumnElement[Any], kind: str) -> sa.ColumnElement[Any]:
+    """A PostgreSQL date/timestamp as days/microseconds since 1970, ``±infinity`` as DuckDB encodes them.
+
+    Neither Python's ``datetime`` (the pyarrow backend) nor connectorx can read ``infinity``, which DuckDB's
+    ``TIMESTAMP``/``DATE`` hold; as numbers it travels, and Arrow turns them back into dates (see
+    :func:`oso_dagster.value_checks.epochs_to_dates`). ``extract`` is exact (numeric) since PostgreSQL 14.
+    """
+    if kind == "date":
+        top, finite = DUCKDB_INFINITE_DAYS, column - sa.literal_column("DATE '1970-01-01'")
+    else:
+        top = DUCKDB_INFINITE_MICROS
+        finite = sa.cast(sa.extract("epoch", column) * 1_000_000, sa.BigInteger)
+    return sa.case(
+        (column == sa.literal_column("'infinity'"), sa.literal(top, sa.BigInteger)),
+        (column == sa.literal_column("'-infinity'"), sa.literal(-top, sa.BigInteger)),
+        else_=finite,
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,25 @@ def checked_expression(
         return None
     reader, passthrough = found
     return sa.type_coerce(column, _Checked(_with_context(reader, table, column.name, column.type), passthrough))
+
+
+def json_text(column: sa.ColumnElement[Any], table: str) -> sa.ColumnElement[Any]:
+    """A SQLite JSON column read as its text, checked to be one JSON document (SQLite does not enforce it)."""
+    reader = _with_context(_sqlite_json, table, column.name, column.type)
+    return sa.type_coerce(column, _Checked(reader, ()))
+
+
+def _sqlite_json(value: Any) -> str:
+    text = _text(value)
+    try:
+        json.loads(text, parse_constant=_not_json)
+    except ValueError:
+        raise _Unfit("which is not a JSON document.") from None
+    return text
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 class _Checked(sa.types.UserDefinedType[Any]):
@@ -85,8 +105,8 @@ def _with_context(reader: Reader, table: str, column: str, sql_type: sqltypes.Ty
             raise SourceValueError(
                 f"Table {table!r}, column {column!r} (declared {declared}) holds {_show(value)} "
                 f"({_kind(value)}), {exc} "
-                "Nothing was loaded for this table. Fix the value in the source, or replicate a view that "
-                f"casts the column (e.g. CAST({column} AS TEXT)) and point the table entry at the view."
+                "Nothing was loaded for this table. Fix the value in the source, or land the column as text: "
+                f"add \"columns\": {{\"{column}\": \"text\"}} to the table's entry in sql_assets."
             ) from None
 
     return read
@@ -288,6 +308,29 @@ def check_date_range(item: Any) -> Any:
     return item
 
 
+def epochs_to_dates(item: Any, kinds: dict[str, str]) -> Any:
+    """Turn the day/microsecond numbers of :func:`oso_dagster.type_mapping.epoch_expression` back into Arrow
+    dates and timestamps (a cast that only relabels the numbers; ``±infinity`` stays DuckDB's infinity)."""
+    import pyarrow as pa
+
+    if not isinstance(item, (pa.Table, pa.RecordBatch)):
+        return item
+    for name, kind in kinds.items():
+        index = item.schema.get_field_index(name)
+        if index < 0:
+            continue
+        column = item.column(index)
+        if kind == "date":
+            target, width = pa.date32(), pa.int32()
+        else:
+            target, width = pa.timestamp("us", tz="UTC" if kind == "timestamptz" else None), pa.int64()
+        if not pa.types.is_integer(column.type):
+            continue
+        converted = column.cast(width).cast(target)
+        item = item.set_column(index, item.schema.field(index).with_type(target), converted)
+    return item
+
+
 def diagnose_read_error(engine: Engine, table: sa.Table, qualified_name: str) -> SourceValueError | None:
     """After a failed read: the first PostgreSQL date/timestamp value no warehouse timestamp holds, if any."""
     if engine.dialect.name != "postgresql":
@@ -306,10 +349,11 @@ def diagnose_read_error(engine: Engine, table: sa.Table, qualified_name: str) ->
                 if value is not None:
                     return SourceValueError(
                         f"Table {qualified_name!r}, column {column.name!r} ({_type_name(column.type)}) holds "
-                        f"{value!r}, which no warehouse timestamp holds (they span the years 1 to 9999, without "
-                        "infinity). Nothing was loaded for this table. Replicate a view that maps such values, "
-                        f"e.g. CASE WHEN isfinite({column.name}) THEN {column.name} END, and point the table "
-                        "entry at the view."
+                        f"{value!r}, which this destination and reader cannot hold (BigQuery's timestamps and "
+                        "Python's datetimes span the years 1 to 9999, without infinity). Nothing was loaded for "
+                        f"this table. Land the column as text with \"columns\": {{\"{column.name}\": \"text\"}} "
+                        "in the table's entry of sql_assets, or replicate a view that maps such values, e.g. "
+                        f"CASE WHEN isfinite({column.name}) THEN {column.name} END."
                     )
     except sa.exc.SQLAlchemyError:
         return None  # the diagnosis is a courtesy; the original error is reported instead

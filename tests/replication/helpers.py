@@ -29,6 +29,8 @@ def run(name: str, tables: Sequence[Mapping[str, Any]], **options: Any) -> dagst
 
 
 def run_ok(name: str, tables: Sequence[Mapping[str, Any]], **options: Any) -> dagster.ExecuteInProcessResult:
+    """A run that must succeed: a failure is reported at once, not retried with backoff first."""
+    options.setdefault("retries", 0)
     result = run(name, tables, **options)
     assert result.success, failure_text(result)
     return result
@@ -77,7 +79,9 @@ def rows_by_id(schema: str, table: str, columns: Sequence[str] | None = None) ->
     with duckdb.connect(str(warehouse()), read_only=True) as con:
         rel = con.sql(f'select * from "{schema}"."{table}"')
         names = [c for c in rel.columns if not c.startswith("_dlt_")]
-        select = ", ".join(f'"{n}"' for n in names)
+        kinds = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
+        # an INTERVAL as DuckDB's text, which keeps months, days and microseconds apart (a timedelta does not)
+        select = ", ".join(f'"{n}"::VARCHAR' if kinds[n] == "INTERVAL" else f'"{n}"' for n in names)
         data = con.sql(f'select {select} from "{schema}"."{table}"').fetchall()
     rows = [dict(zip(names, row, strict=True)) for row in data]
     if columns is not None:

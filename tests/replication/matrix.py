@@ -16,6 +16,15 @@ class Json:
 
 
 @dataclass(frozen=True)
+class Interval:
+    """Expect a duration: DuckDB's ``INTERVAL``, read back as its text (exact: months, days and microseconds
+    apart); ``source`` is the database's own text, which lands where the warehouse keeps text (BigQuery)."""
+
+    duckdb: str
+    source: str
+
+
+@dataclass(frozen=True)
 class Col:
     name: str
     ddl: str
@@ -48,6 +57,8 @@ def same(landed: Any, expected: Any) -> bool:
     """Exact equality, with NaN equal to NaN, -0.0 distinct from 0.0, and types checked."""
     if isinstance(expected, Json):
         return landed is not None and json.loads(landed) == expected.value
+    if isinstance(expected, Interval):
+        return landed == expected.duckdb
     if expected is None or landed is None:
         return expected is None and landed is None
     if isinstance(expected, float):

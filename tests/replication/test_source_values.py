@@ -6,19 +6,30 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
+import duckdb
 import pytest
 import sqlalchemy as sa
 from conftest import run_sql
 
-from replication.helpers import column_types, failure_text, query, rows_by_id, run, run_ok, set_secret
+from replication.helpers import (
+    column_types,
+    failure_text,
+    query,
+    rows_by_id,
+    run,
+    run_ok,
+    set_secret,
+    warehouse,
+)
 from replication.matrix import Col, create_statements, expected_rows, mismatches
 
 pytestmark = pytest.mark.slow
 
 
-def _fails_clearly(name: str, table: str, *expected: str, backend: str = "auto") -> str:
-    result = run(name, [{"table": table, "backend": backend}])
+def _fails_clearly(name: str, table: str, *expected: str, backend: str = "auto", **entry: Any) -> str:
+    result = run(name, [{"table": table, "backend": backend, **entry}])
     assert not result.success
     text = failure_text(result)
     for part in expected:
@@ -52,6 +63,7 @@ SQLITE_UNFIT = [
     ("DATETIME", "'n/a'", "holds 'n/a' (text)"),
     ("DATE", "'2024/01/02'", "which is not a date written as 'YYYY-MM-DD'"),
     ("TEXT", "x'00ff'", "which is not UTF-8 text"),
+    ("JSON", "'{not json'", "holds '{not json' (text), which is not a JSON document"),
 ]
 
 
@@ -63,7 +75,7 @@ def test_sqlite_value_its_column_cannot_hold_fails_naming_it(
         monkeypatch, sqlite_url, "lite", "loose",
         [f"CREATE TABLE loose (id INTEGER PRIMARY KEY, v {declared})", "INSERT INTO loose VALUES (1, NULL)"],
         f"INSERT INTO loose VALUES (2, {literal})",
-        "Table 'loose', column 'v'", named, "replicate a view that casts the column",
+        "Table 'loose', column 'v'", named, 'add "columns": {"v": "text"} to the table\'s entry',
     )
     assert rows_by_id("lite", "loose") == {1: {"id": 1, "v": None}}  # the last good copy stays
 
@@ -149,17 +161,105 @@ def test_mysql_geometry_lands_as_wkt(mysql_url: str, monkeypatch: pytest.MonkeyP
     }
 
 
+INFINITE_ROWS = [
+    "(1, '2024-02-29 12:00:00.000001', '2024-06-01 12:00:00+05:30', '2024-02-29')",
+    "(2, 'infinity', 'infinity', 'infinity')",
+    "(3, '-infinity', '-infinity', '-infinity')",
+    "(4, NULL, NULL, NULL)",
+    "(5, '0100-01-01 00:00:00 BC', '4713-01-01 00:00:00+00 BC', '4713-01-01 BC')",
+    "(6, '9999-12-31 23:59:59.999999', '1970-01-01 00:00:00+00', '0001-01-01')",
+]
+# DuckDB's text of what landed: infinity as infinity, BC years as DuckDB spells them
+INFINITE_LANDED = {
+    1: ("2024-02-29 12:00:00.000001", "2024-06-01 06:30:00+00", "2024-02-29"),
+    2: ("infinity", "infinity", "infinity"),
+    3: ("-infinity", "-infinity", "-infinity"),
+    4: (None, None, None),
+    5: ("0100-01-01 (BC) 00:00:00", "4713-01-01 (BC) 00:00:00+00", "4713-01-01 (BC)"),
+    6: ("9999-12-31 23:59:59.999999", "1970-01-01 00:00:00+00", "0001-01-01"),
+}
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["auto", "pyarrow"])
+def test_postgres_infinite_timestamps_land_in_duckdb(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """``valid_to timestamp default 'infinity'``: DuckDB's TIMESTAMP and DATE hold ±infinity, on both paths."""
+    run_sql(pg_url, "CREATE TABLE spans (id int PRIMARY KEY, valid_to timestamp, at timestamptz, d date)",
+            f"INSERT INTO spans VALUES {', '.join(INFINITE_ROWS)}")
+    for name, disposition in (("direct", "replace"), ("via_dlt", "append")):
+        set_secret(monkeypatch, name, pg_url)
+        run_ok(name, [{"table": "spans", "backend": backend, "write_disposition": disposition}])
+        assert column_types(name, "spans") == {
+            "id": "BIGINT", "valid_to": "TIMESTAMP", "at": "TIMESTAMP WITH TIME ZONE", "d": "DATE"}
+        with duckdb.connect(str(warehouse()), read_only=True) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            landed = con.sql(f'SELECT id, valid_to::VARCHAR, "at"::VARCHAR, d::VARCHAR FROM {name}.spans').fetchall()
+        assert {row[0]: row[1:] for row in landed} == INFINITE_LANDED, name
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize(("ddl", "literal"), [("timestamp", "infinity"), ("timestamptz", "-infinity"),
                                                ("date", "0100-01-01 BC")])
-def test_postgres_timestamp_no_warehouse_holds_fails_naming_it(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch, backend: str, ddl: str, literal: str
+def test_postgres_timestamp_python_cannot_hold_fails_naming_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, ddl: str, literal: str
 ) -> None:
+    """The sqlalchemy backend reads Python datetimes, which hold neither infinity nor years before 1."""
     _good_copy_then_unfit(
         monkeypatch, pg_url, "pgv", "spans",
         [f"CREATE TABLE spans (id int PRIMARY KEY, valid_to {ddl})", "INSERT INTO spans VALUES (1, '2024-01-01')"],
         f"INSERT INTO spans VALUES (2, '{literal}')",
-        "Table 'spans', column 'valid_to'", f"holds '{literal}'", "CASE WHEN isfinite(valid_to)", backend=backend,
+        "Table 'spans', column 'valid_to'", f"holds '{literal}'", "CASE WHEN isfinite(valid_to)",
+        backend="sqlalchemy",
     )
     assert list(rows_by_id("pgv", "spans")) == [1]
+
+
+def test_columns_option_lands_a_column_as_the_named_type(
+    source_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The way out named by every value failure: ``columns={"col": "text"}`` (or dlt's hint shape), cast by the
+    source database, on both load paths."""
+    run_sql(source_url,
+            "CREATE TABLE loose (id INTEGER PRIMARY KEY, v INTEGER, amount DECIMAL(10,2), code VARCHAR(20))",
+            "INSERT INTO loose VALUES (1, 7, 12.5, '42'), (2, NULL, -0.01, '-9000000000')")
+    if source_url.startswith("sqlite"):  # SQLite keeps what its INTEGER column cannot hold
+        run_sql(source_url, "INSERT INTO loose VALUES (3, 1.5, 0, '0')")
+    columns = {"v": "text", "amount": {"data_type": "text"}, "code": "bigint"}
+    for name, disposition in (("direct", "replace"), ("via_dlt", "append")):
+        set_secret(monkeypatch, name, source_url)
+        run_ok(name, [{"table": "loose", "write_disposition": disposition, "columns": columns}])
+        assert column_types(name, "loose") == {"id": "BIGINT", "v": "VARCHAR", "amount": "VARCHAR", "code": "BIGINT"}
+        rows = rows_by_id(name, "loose")
+        held = "12.5" if source_url.startswith("sqlite") else "12.50"  # SQLite holds the REAL 12.5
+        assert rows[1] == {"id": 1, "v": "7", "amount": held, "code": 42}, name
+        assert rows[2] == {"id": 2, "v": None, "amount": "-0.01", "code": -9000000000}, name
+        if source_url.startswith("sqlite"):
+            assert rows[3]["v"] == "1.5"
+
+
+@pytest.mark.postgres
+def test_columns_option_loads_infinity_as_text_where_the_reader_cannot(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_sql(pg_url, "CREATE TABLE spans (id int PRIMARY KEY, valid_to timestamp)",
+            "INSERT INTO spans VALUES (1, 'infinity'), (2, '2024-01-01 10:00')")
+    set_secret(monkeypatch, "pgv", pg_url)
+    run_ok("pgv", [{"table": "spans", "backend": "sqlalchemy", "columns": {"valid_to": "text"}}])
+    assert rows_by_id("pgv", "spans") == {1: {"id": 1, "valid_to": "infinity"},
+                                          2: {"id": 2, "valid_to": "2024-01-01 10:00:00"}}
+
+
+def test_columns_option_is_checked(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oso_dagster.errors import ConfigurationError
+
+    from replication.helpers import build
+
+    with pytest.raises(ConfigurationError, match=r"columns entry 'v': 'varchar' is not a type to land it as; use one"):
+        build("lite", [{"table": "loose", "columns": {"v": "varchar"}}])
+    run_sql(sqlite_url, "CREATE TABLE loose (id INTEGER PRIMARY KEY, v INTEGER)")
+    set_secret(monkeypatch, "lite", sqlite_url)
+    text = _fails_clearly("lite", "loose", "the 'columns' option names ['w'], which do not exist",
+                          columns={"w": "text"})
+    assert "its columns are ['id', 'v']" in text

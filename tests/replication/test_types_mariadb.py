@@ -16,7 +16,7 @@ from replication.helpers import (
     run_ok,
     set_secret,
 )
-from replication.matrix import Col, Json, create_statements, expected_rows, mismatches
+from replication.matrix import Col, Interval, Json, create_statements, expected_rows, mismatches
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.slow]
 
@@ -55,11 +55,18 @@ COLUMNS = [
                                       dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=dt.UTC)),
                                      ("'2038-01-19 03:14:07.999999'",
                                       dt.datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=dt.UTC)))),
-    Col("tm", "time(6)", (("'838:59:59'", "838:59:59.000000"), ("'-12:00:00.5'", "-12:00:00.500000"),
-                          ("'00:00:00'", "00:00:00.000000"))),
+    # TIME is a signed duration up to 838 hours: DuckDB's INTERVAL holds it exactly
+    Col("tm", "time(6)", (("'838:59:59'", Interval("838:59:59", "838:59:59.000000")),
+                          ("'-838:59:59'", Interval("-838:59:59", "-838:59:59.000000")),
+                          ("'-12:00:00.5'", Interval("-12:00:00.5", "-12:00:00.500000")),
+                          ("'00:00:00'", Interval("00:00:00", "00:00:00.000000")),
+                          ("'-00:00:00.000001'", Interval("-00:00:00.000001", "-00:00:00.000001")))),
     Col("yr", "year", (("1901", 1901), ("2155", 2155))),
     Col("js", "json", (("'{\"a\": [1, 2.5, null], \"b\": \"x\"}'", Json({"a": [1, 2.5, None], "b": "x"})),
-                       ("'[]'", Json([])))),
+                       ("'[]'", Json([])), ("'{}'", Json({})), ("'{\"n\": null}'", Json({"n": None})),
+                       ("'null'", Json(None)), ("'\"s\"'", Json("s")), ("'1'", Json(1)),
+                       ("'[{\"a\": 1}, {\"b\": [true]}]'", Json([{"a": 1}, {"b": [True]}])))),
+    Col("jnull", "json", (("NULL", None),)),  # all NULL: still JSON, from the declared type
     Col("en", "enum('a','b','')", (("'b'", "b"), ("''", ""))),
     Col("st", "set('x','y','z')", (("'x,z'", "x,z"), ("''", ""), ("'y'", "y"))),
     Col("b8", "bit(8)", (("b'10101010'", 170), ("b'0'", 0))),
@@ -80,5 +87,7 @@ def test_every_type(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     types = column_types("src", "everything")
     assert types["d_65_30"] == "VARCHAR"
     assert types["d_38_10"] == "DECIMAL(38,10)"
+    assert types["tm"] == "INTERVAL"
+    assert types["js"] == types["jnull"] == "JSON"  # MariaDB's json is longtext CHECK (json_valid(...))
     assert materialization_metadata(result)["everything"]["loader"] == "duckdb direct"
     assert_dlt_path_lands_the_same(monkeypatch, mysql_url, "everything", "src")

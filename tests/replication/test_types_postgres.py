@@ -16,7 +16,7 @@ from replication.helpers import (
     run_ok,
     set_secret,
 )
-from replication.matrix import Col, Json, create_statements, expected_rows, mismatches
+from replication.matrix import Col, Interval, Json, create_statements, expected_rows, mismatches
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -69,19 +69,36 @@ EXTRAS = [
     Col("n_50_20", "numeric(50,20)", (("123456789012345678901234567890.12345678901234567890",
                                        "123456789012345678901234567890.12345678901234567890"),)),
     Col("tmtz", "timetz", (("'12:34:56.789+05:30'", "12:34:56.789+05:30"),)),
-    Col("iv", "interval", (("'1 year 2 mons 3 days 04:05:06.789'", "1 year 2 mons 3 days 04:05:06.789"),
-                           ("'-1 days'", "-1 days"))),
+    # DuckDB's INTERVAL keeps months, days and microseconds apart, as PostgreSQL does
+    Col("iv", "interval", (("'1 year 2 mons 3 days 04:05:06.789'",
+                            Interval("1 year 2 months 3 days 04:05:06.789", "1 year 2 mons 3 days 04:05:06.789")),
+                           ("'-1 days'", Interval("-1 day", "-1 days")),
+                           ("'1 mon -1 days -00:00:00.000001'",
+                            Interval("1 month -1 day -00:00:00.000001", "1 mon -1 days -00:00:00.000001")),
+                           ("'-178000000 years'", Interval("-178000000 years", "-178000000 years")),
+                           ("'2562047788:00:54.775807'",
+                            Interval("2562047788:00:54.775807", "2562047788:00:54.775807")),
+                           ("'00:00:00'", Interval("00:00:00", "00:00:00")))),
     Col("js", "json", (("'{\"b\": 1, \"a\": [1, 2.5, \"x\", null], \"c\": {\"d\": true}}'",
                         Json({"b": 1, "a": [1, 2.5, "x", None], "c": {"d": True}})), ("'[]'", Json([])),
                        ("'\"\"'", Json("")))),
+    # rows of differently shaped objects, JSON null and top-level scalars: never one struct of all keys
     Col("jb", "jsonb", (("'{\"k\": [1, {\"n\": null}], \"big\": 12345678901234567890}'",
-                         Json({"k": [1, {"n": None}], "big": 12345678901234567890})), ("'{}'", Json({})))),
+                         Json({"k": [1, {"n": None}], "big": 12345678901234567890})), ("'{}'", Json({})),
+                        ("'{\"n\": null}'", Json({"n": None})), ("'null'", Json(None)), ("'1'", Json(1)),
+                        ("'\"s\"'", Json("s")), ("'true'", Json(True)),
+                        ("'[{\"a\": 1}, {\"b\": [\"x\", 2]}, 3]'", Json([{"a": 1}, {"b": ["x", 2]}, 3])))),
     Col("ia", "integer[]", (("'{1,2,NULL}'", Json([1, 2, None])), ("'{}'", Json([])))),
+    Col("ia2", "integer[][]", (("'{{1,2},{3,NULL}}'", Json([[1, 2], [3, None]])),)),
+    Col("jnull", "jsonb", (("NULL", None),)),  # all NULL: still JSON, from the declared type
     Col("ta", "text[]", (("'{\"a\",\"b c\",\"\"}'", Json(["a", "b c", ""])),)),
     Col("en", "mood", (("'happy'", "happy"), ("'sad'", "sad"))),
-    # text(inet) always shows the prefix length: '::1' lands as '::1/128', the same address
-    Col("ip", "inet", (("'192.168.0.1/24'", "192.168.0.1/24"), ("'::1'", "::1/128"))),
-    Col("net", "cidr", (("'10.0.0.0/8'", "10.0.0.0/8"),)),
+    # inet as PostgreSQL prints it: host addresses without /32 or /128 (text(inet) would add them)
+    Col("ip", "inet", (("'192.168.0.1/24'", "192.168.0.1/24"), ("'::1'", "::1"), ("'10.1.0.1/32'", "10.1.0.1"),
+                       ("'2001:db8::1/64'", "2001:db8::1/64"), ("'::ffff:10.0.0.1'", "::ffff:10.0.0.1"))),
+    Col("ipa", "inet[]", (("ARRAY['10.1.0.1'::inet, '10.0.0.0/8', NULL]", Json(["10.1.0.1", "10.0.0.0/8", None])),)),
+    Col("net", "cidr", (("'10.0.0.0/8'", "10.0.0.0/8"), ("'10.1.0.1/32'", "10.1.0.1/32"),
+                        ("'2001:db8::/32'", "2001:db8::/32"))),
     Col("mac", "macaddr", (("'08:00:2b:01:02:03'", "08:00:2b:01:02:03"),)),
     Col("dpos", "positive_int", (("5", 5),)),
     Col("damt", "amount", (("12.34", Decimal("12.34")), ("-0.50", Decimal("-0.50")))),
@@ -117,6 +134,8 @@ def test_every_type_on_pyarrow(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     types = column_types("src", "everything")
     assert types["n_38_10"] == "DECIMAL(38,10)"
     assert types["n_unb"] == "VARCHAR"
+    assert types["iv"] == "INTERVAL"
+    assert types["js"] == types["jb"] == types["jnull"] == types["ia"] == types["ia2"] == "JSON"
     assert materialization_metadata(result)["everything"]["loader"] == "duckdb direct"
     assert_dlt_path_lands_the_same(monkeypatch, pg_url, "everything", "src")
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from conftest import run_sql
 
-from replication.helpers import assert_dlt_path_lands_the_same, rows_by_id, run_ok, set_secret
+from replication.helpers import assert_dlt_path_lands_the_same, column_types, rows_by_id, run_ok, set_secret
 from replication.matrix import Col, Json, create_statements, expected_rows, mismatches
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,10 @@ COLUMNS = [
     Col("dt", "DATETIME", (("'0001-01-01 00:00:00.000000'", dt.datetime(1, 1, 1)),
                            ("'9999-12-31 23:59:59.999999'", dt.datetime(9999, 12, 31, 23, 59, 59, 999999)))),
     Col("tm", "TIME", (("'23:59:59.999999'", dt.time(23, 59, 59, 999999)),)),
-    Col("js", "JSON", (("'{\"a\": [1, null, \"x\"]}'", Json({"a": [1, None, "x"]})),)),
+    Col("js", "JSON", (("'{\"a\": [1, null, \"x\"]}'", Json({"a": [1, None, "x"]})), ("'{}'", Json({})),
+                       ("'{\"n\": null}'", Json({"n": None})), ("'null'", Json(None)), ("'\"s\"'", Json("s")),
+                       ("1", Json(1)), ("'[{\"a\": 1}, {\"b\": [true]}]'", Json([{"a": 1}, {"b": [True]}])))),
+    Col("jnull", "JSON", (("NULL", None),)),  # all NULL: still JSON, from the declared type
     Col("untyped", "", (("42", "42"), ("'text'", "text"))),
 ]
 
@@ -38,4 +41,5 @@ def test_every_type(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     run_ok("src", [{"table": "everything"}])
     problems = mismatches(rows_by_id("src", "everything"), expected_rows(COLUMNS))
     assert problems == [], "\n".join(problems)
+    assert column_types("src", "everything")["js"] == column_types("src", "everything")["jnull"] == "JSON"
     assert_dlt_path_lands_the_same(monkeypatch, sqlite_url, "everything", "src")

@@ -49,9 +49,15 @@ class TableOptions(TypedDict, total=False):
     reconcile_deletes: bool
     """Incremental tables: each run also reads the source's primary keys and removes warehouse rows whose
     key is gone (hard deletes the cursor cannot see). Costs one key-only scan per run. Default False."""
+    columns: dict[str, Any]
+    """Land a column as another type, cast in the source query: ``{"valid_to": "text"}`` (or dlt's column-hint
+    shape, ``{"valid_to": {"data_type": "text"}}``). Types: see :data:`COLUMN_TYPES`. The way out for a value
+    the column's own warehouse type cannot hold."""
 
 
 TABLE_KEYS = frozenset(TableOptions.__annotations__)
+# dlt data types a column can be landed as with ``columns``, each read through a CAST in the source query
+COLUMN_TYPES: tuple[str, ...] = ("text", "bigint", "double", "bool", "date", "timestamp")
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class TableConfig:
     row_count_tolerance: float = DEFAULT_ROW_COUNT_TOLERANCE
     soft_delete_column: str | None = None
     reconcile_deletes: bool = False
+    columns: Mapping[str, str] = field(default_factory=dict)  # column -> dlt data type (COLUMN_TYPES)
 
     @property
     def cursor_column(self) -> str | None:
@@ -214,6 +221,7 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
                 f"{where}: {option} needs an incremental table merged on its key (write_disposition 'merge'); "
                 f"this table is {disposition!r}. Full-refresh tables already drop deleted rows at every run."
             )
+    columns = _parse_columns(where, entry.get("columns"))
     return TableConfig(
         table=table,
         schema=schema,
@@ -227,7 +235,28 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
         row_count_tolerance=tolerance,
         soft_delete_column=soft_delete,
         reconcile_deletes=reconcile,
+        columns=columns,
     )
+
+
+def _parse_columns(where: str, raw: object) -> dict[str, str]:
+    """``{"col": "text"}`` or ``{"col": {"data_type": "text"}}`` as ``{"col": "text"}``."""
+    if raw is None:
+        return {}
+    example = '{"valid_to": "text"}'
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(f"{where}: columns must be a dict of column name to type, e.g. {example}.")
+    parsed: dict[str, str] = {}
+    for name, hint in raw.items():
+        kind = hint.get("data_type") if isinstance(hint, Mapping) else hint
+        extra = sorted(set(hint) - {"data_type", "name"}) if isinstance(hint, Mapping) else []
+        if not isinstance(name, str) or not name or kind not in COLUMN_TYPES or extra:
+            raise ConfigurationError(
+                f"{where}: columns entry {name!r}: {hint!r} is not a type to land it as; use one of "
+                f"{list(COLUMN_TYPES)}, e.g. {example} (or {{'data_type': 'text'}})."
+            )
+        parsed[name] = str(kind)
+    return parsed
 
 
 def _is_simple_column(path: object) -> bool:
