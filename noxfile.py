@@ -60,7 +60,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def dist(session: nox.Session) -> None:
     """Build the sdist and wheel into dist/, check the wheel ships the template, and `twine check` both."""
-    session.install("build>=1.2", "twine>=5")
+    session.install("build[uv]>=1.2", "twine>=5")
     shutil.rmtree("dist", ignore_errors=True)
     session.run("python", "-m", "build", "--installer", "uv", "--outdir", "dist", ".")
     session.run("python", "-c", WHEEL_HAS_TEMPLATE)
