@@ -35,17 +35,29 @@ def env_with(target: Path, **extra: str) -> dict[str, str]:
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), env.get("PYTHONPATH", "")]))
-    env["OSO_SOURCE_PACKAGES"] = ",".join(source_packages_in(target))
+    scope_to(env, target)
     env.update(extra)
     return env
 
 
+def scope_to(env: dict[str, str], target: Path) -> None:
+    """Point ``OSO_SOURCE_PACKAGES`` at what ``target`` holds now: call again after installing or uninstalling.
+
+    With nothing installed there yet, the variable is left out (naming no package is not a valid setting).
+    """
+    packages = source_packages_in(target)
+    if packages:
+        env["OSO_SOURCE_PACKAGES"] = ",".join(packages)
+    else:
+        env.pop("OSO_SOURCE_PACKAGES", None)
+
+
 def source_packages_in(target: Path) -> list[str]:
     """The distributions installed in ``target`` that register an ``oso_dagster.sources`` entry point."""
-    found = [d.metadata["Name"] for d in importlib.metadata.distributions(path=[str(target)])
-             if any(ep.group == ENTRY_POINT_GROUP for ep in d.entry_points)]
-    assert found, f"no source package is installed in {target}"
-    return sorted(found)
+    if not target.is_dir():
+        return []
+    return sorted(d.metadata["Name"] for d in importlib.metadata.distributions(path=[str(target)])
+                  if any(ep.group == ENTRY_POINT_GROUP for ep in d.entry_points))
 
 
 def scaffold(name: str, url: str, out: Path, *args: str) -> Path:

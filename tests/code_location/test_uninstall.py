@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import run_sql
 
-from code_location.helpers import env_with, install, load_graph, scaffold
+from code_location.helpers import env_with, install, load_graph, scaffold, scope_to
 
 
 @pytest.mark.slow
@@ -28,6 +28,7 @@ def test_uninstalling_a_package_removes_its_assets_and_models(tmp_path: Path, sq
     assert uv, "uv is needed to uninstall from the --target folder (pip cannot)"
     subprocess.run([uv, "pip", "uninstall", "--python", sys.executable, "--target", str(site), "oso-source-crm"],
                    check=True, capture_output=True)
+    scope_to(env, site)  # OSO_SOURCE_PACKAGES may only name installed packages
     after = load_graph(env, tmp_path)  # the same OSO_HOME: the cached dbt project must follow the uninstall
     assert {"shop/users", "stg_shop__users"} <= set(after)
     assert not [key for key in after if "crm" in key]

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from code_location.helpers import BIN, env_with, install
+from code_location.helpers import BIN, env_with, install, scope_to
 from conftest import run_sql
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,11 +96,13 @@ class Runner:
             for target in targets:
                 assert (self.cwd / target / "pyproject.toml").is_file(), f"{what}: no package there"
                 install(self.cwd / target, self.site)
+                scope_to(self.env, self.site)
                 self.lists.clear()
         elif argv[:3] == ["pip", "uninstall", "-y"]:
             assert argv[3:] == ["oso-source-mydb"], what
             uninstall = ["uv", "pip", "uninstall", "--python", sys.executable, "--target", str(self.site), *argv[3:]]
             subprocess.run(uninstall, check=True, capture_output=True)
+            scope_to(self.env, self.site)
             self.lists.clear()
             listed = self.asset_list(["-m", "oso_dagster.definitions"], what)
             assert not [key for key in listed if "mydb" in key], f"{what}: still listed {listed}"
