@@ -237,3 +237,15 @@ def test_a_kept_cursor_dropped_says_why() -> None:
     assert "recorded cursor 'stamp' is gone" in (gone.cursor_reason or "")
     kept = _keep_recorded(table(["id"]), {"table": "orders", "incremental": "seq"})
     assert kept.cursor == "seq"
+
+
+def test_update_exclude_leaves_tables_out_and_is_recorded(tmp_path: Path, sqlite_url: str) -> None:
+    run_sql(sqlite_url, "CREATE TABLE events (id integer PRIMARY KEY)", "CREATE TABLE tmp_old (id integer PRIMARY KEY)")
+    project = _package(tmp_path, sqlite_url)
+    result = ok(update(project, sqlite_url, "--exclude", "tmp_*"))
+    assert "Left out by --exclude: tmp_old" in result.stdout and "Gone from the database" not in result.stdout
+    assert not (project / STAGING / "stg_shop__tmp_old.sql").exists()
+    assert _answers(project)["exclude"] == ["tmp_*"]
+    run_sql(sqlite_url, "CREATE TABLE tmp_new (id integer PRIMARY KEY)")
+    ok(update(project, sqlite_url))
+    assert assets_entries(project, "shop") == ['{"table": "events"}']

@@ -50,9 +50,9 @@ def update_package(project: Path, database_url: str | None, *, name: str | None,
         database_url, schema=answers.get("schema"), tables=() if all_tables else wanted,
         exclude=exclude, include_views=bool(answers.get("include_views")), missing_ok=True, progress=_say,
     )
-    if all_tables:  # tables named on their own (views, say) are not in the listing: read them by name
+    if all_tables:  # views named on their own are not in the listing: read them by name
         known = {t.name for t in result.tables}
-        others = [t for t in wanted if t not in known]
+        others = [t for t in wanted if t not in known and (t in added or recorded.get(t, {}).get("view"))]
         if others:
             extra = introspect(database_url, schema=answers.get("schema"), tables=others, exclude=exclude,
                                include_views=True, missing_ok=True, progress=_say)
@@ -96,7 +96,7 @@ def update_package(project: Path, database_url: str | None, *, name: str | None,
                f"{_new_version(new)}). Tables:")
     for line in table_summary(specs):
         click.echo(line)
-    _report(source, recorded, specs, staging_columns(base, source), staging_columns(new, source), plan)
+    _report(source, recorded, specs, staging_columns(base, source), staging_columns(new, source), plan, exclude)
     click.echo(f"\nNext:\n  pip install --force-reinstall --no-deps {shlex.quote(shell_path(project))}")
 
 
@@ -137,13 +137,21 @@ def _new_version(files: dict[str, str]) -> str:
 
 
 def _report(source: str, recorded: dict[str, Any], specs: list[TableSpec], before: dict[str, list[str]],
-            after: dict[str, list[str]], plan: Any) -> None:
+            after: dict[str, list[str]], plan: Any, exclude: list[str]) -> None:
+    from oso_dagster.introspect import apply_excludes
+
     names = {t.name for t in specs}
     added = [t.name for t in specs if t.name not in recorded]
-    gone = [name for name in recorded if name not in names]
+    missing = [name for name in recorded if name not in names]
+    kept_by_patterns = set(apply_excludes(missing, exclude))
+    excluded = [name for name in missing if name not in kept_by_patterns]
+    gone = [name for name in missing if name in kept_by_patterns]
     lines = []
     if added:
         lines.append(f"New tables: {', '.join(added)}")
+    if excluded:
+        lines.append(f"Left out by --exclude: {', '.join(excluded)} (their generated entries were removed; the "
+                     "warehouse keeps the data)")
     if gone:
         lines.append(f"Gone from the database: {', '.join(gone)} (their generated entries were removed; the "
                      "warehouse keeps the data)")
