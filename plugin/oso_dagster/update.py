@@ -79,10 +79,9 @@ def _check_answers(path: Path, answers: Any) -> None:
         isinstance(t, dict) and isinstance(t.get("table"), str) and t["table"] for t in tables
     ):
         raise TemplateError(f"{path}: 'tables' must be a list of objects each naming its \"table\"; {fix}.")
-    for key in ("exclude",):
-        value = answers.get(key)
-        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise TemplateError(f"{path}: {key!r} must be a list of glob patterns; {fix}.")
+    exclude = answers.get("exclude")
+    if exclude is not None and not (isinstance(exclude, list) and all(isinstance(v, str) for v in exclude)):
+        raise TemplateError(f"{path}: 'exclude' must be a list of glob patterns; {fix}.")
 
 
 @dataclass
@@ -110,9 +109,10 @@ def plan_update(project: Path, base: dict[str, str], new: dict[str, str]) -> Upd
         if theirs is None:  # the template no longer makes it (a table gone from the database)
             if mine is None:
                 continue
-            if edited_since_render(mine, old):  # kept, it would point at a dbt source that is gone
-                plan.conflicts.append(f"{relative}: edited by hand, but no longer generated (its table is gone), "
-                                      "so dbt could not parse it; delete it or move it out of the package")
+            if edited_since_render(mine, old):  # neither kept (its dbt source is gone) nor deleted unasked
+                plan.conflicts.append(f"{relative}: edited by hand, but no longer generated (its table is no longer "
+                                      "replicated), so dbt could not parse it; delete it or move it out of the "
+                                      "package")
             else:
                 plan.deletes.append(relative)
             continue

@@ -1,7 +1,8 @@
 """``oso-new-source --update PACKAGE_DIR``: the package's recorded answers, today's database, a three-way merge.
 
-Every answer except the URL comes from ``.oso-source.json``. Tables already in the package keep their
-recorded cursor and key; new tables get the automatic choice. Nothing is written when a merge conflicts.
+Every answer except the URL comes from ``.oso-source.json``; ``--table`` and ``--exclude`` add to the recorded
+selection (and are recorded). Tables already in the package keep their recorded cursor and key; new tables get
+the automatic choice, or ``--incremental``/``--primary-key``. Nothing is written when a merge conflicts.
 """
 
 from __future__ import annotations
