@@ -207,12 +207,16 @@ def _save_broken(target: Path, broken: Sequence[BrokenDbtPackage]) -> None:
     (target / _BROKEN_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
 
 
-def _load_broken(target: Path) -> tuple[BrokenDbtPackage, ...]:
+def _load_broken(target: Path) -> tuple[BrokenDbtPackage, ...] | None:
+    """The cached broken packages; ``None`` when the cache file is unreadable (a cache miss: parse again)."""
     path = target / _BROKEN_FILE
     if not path.is_file():
         return ()
-    return tuple(BrokenDbtPackage(item["distribution"], item["message"])
-                 for item in json.loads(path.read_text(encoding="utf-8")))
+    try:
+        return tuple(BrokenDbtPackage(str(item["distribution"]), str(item["message"]))
+                     for item in json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 class ManifestJob:
@@ -273,10 +277,10 @@ def start(settings: Settings, packages: Sequence[DbtPackage]) -> ManifestJob:
     lock = FileLock(str(project_dir / ".prepare.lock"))
     lock.acquire()
     if manifest.is_file() and marker.is_file() and marker.read_text(encoding="utf-8") == key:
-        try:
-            return ManifestJob(Staging(manifest, _load_broken(target)))
-        finally:
+        cached = _load_broken(target)
+        if cached is not None:
             lock.release()
+            return ManifestJob(Staging(manifest, cached))
     try:
         marker.unlink(missing_ok=True)
         (target / _BROKEN_FILE).unlink(missing_ok=True)

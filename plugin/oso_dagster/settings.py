@@ -45,8 +45,6 @@ class Settings:
     """``OSO_DATASET_PREFIX``: prefix for every source's dataset/schema name. Default empty."""
     schedules_running: bool = False
     """``OSO_SCHEDULES``: ``running`` starts every source's schedule by default; default ``stopped``."""
-    source_packages: frozenset[str] | None = None
-    """``OSO_SOURCE_PACKAGES``: comma-separated distributions to serve, each installed; default every one installed."""
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -76,7 +74,6 @@ class Settings:
             bigquery_keyfile=Path(keyfile).expanduser().absolute() if keyfile else None,
             dataset_prefix=env.get("OSO_DATASET_PREFIX") or "",
             schedules_running=_schedules_running(env.get("OSO_SCHEDULES")),
-            source_packages=source_packages(env),
         )
 
     def dataset_name(self, source_name: str) -> str:
@@ -106,6 +103,8 @@ def distribution_key(name: str) -> str:
 
 def source_packages(env: os._Environ[str] | dict[str, str] | None = None) -> frozenset[str] | None:
     """``OSO_SOURCE_PACKAGES`` as distribution keys, or ``None`` (serve every installed source package).
+
+    ``OSO_SOURCE_PACKAGES``: comma-separated distributions to serve, each installed; default every one installed.
 
     Read on its own by entry-point discovery, which runs before anything else is configured.
     """

@@ -27,6 +27,7 @@ from oso_dagster.utils.secrets import SecretReference
 
 PROJECT_DIR_PREFIX = "oso-source-"
 ANSWERS_FILE = ".oso-source.json"
+BASE_DIR = ".oso-source/base"  # the files as last rendered: what --update merges from and --force compares to
 DEFAULT_SECRET_KEY = "db_connection_string"
 
 # Identifiers that need quoting on DuckDB or BigQuery (their reserved words, plus a few SQL standard ones
@@ -325,7 +326,7 @@ def render_table_files(environment: Environment, cookiecutter: Mapping[str, Any]
     """The per-table files (``per_table/`` templates rendered once per table) as a :func:`payload`."""
     repo = Path(str(cookiecutter.get("_repo_dir") or template_dir()))
     template = environment.from_string((repo / "per_table" / "stg_model.sql").read_text(encoding="utf-8"))
-    staging = f"src/oso_source_{check_source_name(cookiecutter['source_name'])}/dbt/models/staging"
+    staging = staging_dir(check_source_name(cookiecutter["source_name"]))
     files = {}
     for table in render_tables(cookiecutter):
         if not _SIMPLE_IDENTIFIER.match(table["model_name"]):
@@ -333,6 +334,11 @@ def render_table_files(environment: Environment, cookiecutter: Mapping[str, Any]
         text = template.render(cookiecutter=cookiecutter, table=table)
         files[f"{staging}/{table['model_name']}.sql"] = text.rstrip("\n") + "\n"
     return payload(files)
+
+
+def staging_dir(name: str) -> str:
+    """Where a package's staging models live, relative to the package folder."""
+    return f"src/oso_source_{name}/dbt/models/staging"
 
 
 def problems(cookiecutter: Mapping[str, Any]) -> list[str]:
@@ -388,11 +394,12 @@ class OsoExtension(Extension):
 # --- rendering -----------------------------------------------------------------------------------
 
 
-def generate(spec: SourceSpec, output_dir: Path, *, force: bool = False) -> Path:
+def generate(spec: SourceSpec, output_dir: Path, *, force: bool = False,
+             dropped: Sequence[DroppedModel] | None = None) -> Path:
     """Render the template for ``spec`` into ``output_dir/oso-source-NAME``; return that folder.
 
     ``force`` overwrites the files the template generates, deletes the staging models it generated earlier for
-    tables ``spec`` no longer lists (see :func:`dropped_models`) and leaves every other file alone.
+    tables ``spec`` no longer lists (``dropped``, else :func:`dropped_models`) and leaves every other file alone.
     """
     from cookiecutter.exceptions import CookiecutterException, FailedHookException
     from cookiecutter.main import cookiecutter
@@ -400,7 +407,8 @@ def generate(spec: SourceSpec, output_dir: Path, *, force: bool = False) -> Path
     spec.validate()
     target = output_dir / spec.project_slug
     check_target(target, force=force)
-    dropped = dropped_models(target, spec)
+    if dropped is None:
+        dropped = dropped_models(target, spec)
     with tempfile.TemporaryDirectory(prefix="oso-new-source-") as scratch:
         # A private cookiecutter config: no user ~/.cookiecutterrc defaults, no replay file in $HOME.
         config = Path(scratch) / "config.yaml"
@@ -424,15 +432,34 @@ def generate(spec: SourceSpec, output_dir: Path, *, force: bool = False) -> Path
         except CookiecutterException as exc:
             raise TemplateError(f"Rendering the template failed: {exc}") from None
     for model in dropped:  # their dbt source tables are gone from the regenerated YAML: they would not parse
-        model.unlink()
+        model.path.unlink(missing_ok=True)
     return Path(result)
 
 
-def dropped_models(target: Path, spec: SourceSpec) -> list[Path]:
+@dataclass(frozen=True)
+class DroppedModel:
+    """A staging model generated for a table no longer replicated; ``edited``: it differs from the last render."""
+
+    path: Path
+    edited: bool
+
+
+def edited_since_render(current: str, rendered: str | None) -> bool:
+    """Whether a generated file was changed by hand: it differs from the render snapshot's copy.
+
+    The one rule --update and --force apply to a model of a dropped table. A package made before snapshots
+    were kept has none; its file named as the template names the model counts as generated, unedited.
+    """
+    return rendered is not None and current != rendered
+
+
+def dropped_models(target: Path, spec: SourceSpec) -> list[DroppedModel]:
     """Staging models a previous run wrote into ``target`` for tables that ``spec`` no longer lists.
 
-    Read from the previous answers in ``.oso-source.json``: only a model named as the template names a
-    recorded table's model is ever listed, so a file the template did not generate never is.
+    Only a model named as the template names the model of a table recorded in ``.oso-source.json`` is listed,
+    so a file of the user's under another name never is. A listed model the user edited (it differs from
+    ``.oso-source/base/``) is marked ``edited``; it is still listed, since dbt cannot parse it once its
+    source table is gone from the YAML.
     """
     try:
         previous = json.loads((target / ANSWERS_FILE).read_text(encoding="utf-8"))
@@ -440,11 +467,19 @@ def dropped_models(target: Path, spec: SourceSpec) -> list[Path]:
         return []
     if not isinstance(previous, dict) or previous.get("source_name") != spec.name:
         return []
-    staging = target / "src" / f"oso_source_{spec.name}" / "dbt" / "models" / "staging"
+    staging = staging_dir(spec.name)
     kept = {staging_model_name(spec.name, table.name) for table in spec.tables}
     earlier = {staging_model_name(spec.name, str(item["table"])) for item in previous.get("tables") or []
                if isinstance(item, dict) and item.get("table")}
-    return sorted(path for name in earlier - kept if (path := staging / f"{name}.sql").is_file())
+    dropped = []
+    for name in sorted(earlier - kept):
+        relative = f"{staging}/{name}.sql"
+        path = target / relative
+        if path.is_file():
+            snapshot = target / BASE_DIR / relative
+            rendered = snapshot.read_text(encoding="utf-8") if snapshot.is_file() else None
+            dropped.append(DroppedModel(path, edited_since_render(path.read_text(encoding="utf-8"), rendered)))
+    return dropped
 
 
 def check_target(target: Path, *, force: bool) -> None:
@@ -474,7 +509,9 @@ def table_summary(tables: Iterable[TableSpec]) -> list[str]:
 
 __all__: Sequence[str] = [
     "ANSWERS_FILE",
+    "BASE_DIR",
     "ColumnSpec",
+    "DroppedModel",
     "OsoExtension",
     "SourceSpec",
     "TableSpec",

@@ -18,9 +18,7 @@ from typing import Any
 import yaml
 
 from oso_dagster.errors import TemplateError
-from oso_dagster.template import ANSWERS_FILE, SourceSpec, generate
-
-BASE_DIR = ".oso-source/base"
+from oso_dagster.template import ANSWERS_FILE, BASE_DIR, SourceSpec, edited_since_render, generate, staging_dir
 
 
 def render_files(spec: SourceSpec) -> dict[str, str]:
@@ -61,9 +59,29 @@ def read_answers(project: Path) -> dict[str, Any]:
         raise TemplateError(f"{path} does not exist: --update needs a folder made by oso-new-source "
                             "(oso-source-NAME, holding .oso-source.json).")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        answers = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise TemplateError(f"{path} is not valid JSON ({exc}); restore it from version control.") from None
+    _check_answers(path, answers)
+    return answers
+
+
+def _check_answers(path: Path, answers: Any) -> None:
+    """Refuse answers --update cannot use, naming the key, rather than failing later on a missing one."""
+    fix = "restore it from version control (or rerun oso-new-source NAME --force with the original options)"
+    if not isinstance(answers, dict):
+        raise TemplateError(f"{path} holds no answers (expected a JSON object); {fix}.")
+    for key in ("source_name", "secret_group", "secret_key"):
+        if not isinstance(answers.get(key), str) or not answers[key]:
+            raise TemplateError(f"{path} has no {key!r} (a non-empty string); {fix}.")
+    tables = answers.get("tables")
+    if not isinstance(tables, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("table"), str) and t["table"] for t in tables
+    ):
+        raise TemplateError(f"{path}: 'tables' must be a list of objects each naming its \"table\"; {fix}.")
+    exclude = answers.get("exclude")
+    if exclude is not None and not (isinstance(exclude, list) and all(isinstance(v, str) for v in exclude)):
+        raise TemplateError(f"{path}: 'exclude' must be a list of glob patterns; {fix}.")
 
 
 @dataclass
@@ -89,10 +107,14 @@ def plan_update(project: Path, base: dict[str, str], new: dict[str, str]) -> Upd
         if old == theirs or mine == theirs:
             continue
         if theirs is None:  # the template no longer makes it (a table gone from the database)
-            if mine == old:
+            if mine is None:
+                continue
+            if edited_since_render(mine, old):  # neither kept (its dbt source is gone) nor deleted unasked
+                plan.conflicts.append(f"{relative}: edited by hand, but no longer generated (its table is no longer "
+                                      "replicated), so dbt could not parse it; delete it or move it out of the "
+                                      "package")
+            else:
                 plan.deletes.append(relative)
-            elif mine is not None:
-                plan.kept.append(f"{relative}: no longer generated, kept because it was edited")
             continue
         if mine is None:  # new in this render, or deleted by hand
             if old is None:
@@ -133,6 +155,6 @@ def apply_plan(project: Path, plan: UpdatePlan, new: dict[str, str]) -> None:
 
 def staging_columns(files: dict[str, str], name: str) -> dict[str, list[str]]:
     """``{model: [column, ...]}`` from a render's ``_NAME__models.yml``."""
-    relative = f"src/oso_source_{name}/dbt/models/staging/_{name}__models.yml"
+    relative = f"{staging_dir(name)}/_{name}__models.yml"
     models = (yaml.safe_load(files.get(relative) or "") or {}).get("models") or []
     return {m["name"]: [c["name"] for c in m.get("columns") or []] for m in models}

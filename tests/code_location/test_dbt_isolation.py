@@ -52,3 +52,18 @@ def test_a_package_that_dbt_does_not_name_is_found_and_left_out(tmp_path: Path, 
     assert fixed is not None and [b.distribution for b in fixed.broken] == ["dist-pd"]
     nodes = json.loads(fixed.manifest.read_text(encoding="utf-8"))["nodes"]
     assert {n["name"] for n in nodes.values()} == {"pa_model", "pb_model", "pc_model"}
+
+
+def test_a_corrupt_cached_verdict_is_a_cache_miss(tmp_path: Path, oso_env: Path) -> None:
+    packages = [_package(tmp_path, "pa", "select 1 as x\n")]
+    settings = Settings.from_env()
+    first = dbt_project.start(settings, packages).result()
+    assert first is not None and first.broken == ()
+    cached = first.manifest.parent / "oso_broken_packages.json"
+    cached.write_text('[{"distribution": "dist-pa"', encoding="utf-8")  # cut short, e.g. by a full disk
+
+    again = dbt_project.start(settings, packages).result()  # parsed again instead of failing on the cache
+    assert again is not None and again.broken == ()
+    assert json.loads(cached.read_text(encoding="utf-8")) == []
+    nodes = json.loads(again.manifest.read_text(encoding="utf-8"))["nodes"]
+    assert {n["name"] for n in nodes.values()} == {"pa_model"}

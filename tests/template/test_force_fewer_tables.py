@@ -1,4 +1,5 @@
-"""`--force` with fewer tables removes the staging models it generated for the dropped ones, and nothing else."""
+"""`--force` with fewer tables removes the staging models it generated for the dropped ones (naming the edited
+ones), and nothing else."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ def test_force_with_fewer_tables_removes_their_models_and_the_package_still_pass
 
     result = ok(bake(tmp_path, "fdb", "--table", "events", "--force"))
     assert "Removed the staging models generated for tables no longer replicated:" in result.stdout
-    assert str(staging / "stg_fdb__users.sql") in result.stdout
-    assert str(staging / "stg_fdb__order_items.sql") in result.stdout
+    removed = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith(f"  {staging}")}
+    # the same rule as --update's: edited means it differs from the render snapshot; --force removes it, and says so
+    assert "edited by hand" in removed[str(staging / "stg_fdb__users.sql")]
+    assert "edited by hand" not in removed[str(staging / "stg_fdb__order_items.sql")]
     assert str(own) not in result.stdout
     assert set(files(project)) == expected_paths("fdb", ["events"]) | {str(own.relative_to(project))}
     assert own.read_text(encoding="utf-8") == "select 1 as id\n"

@@ -100,3 +100,152 @@ def test_update_conflict_stops_and_writes_nothing(edited: Path, pg_url: str) -> 
 def test_update_refuses_a_folder_without_answers(tmp_path: Path, sqlite_url: str) -> None:
     result = CliRunner().invoke(new_source, ["--update", str(tmp_path), "--database-url", sqlite_url, "--no-input"])
     assert result.exit_code != 0 and ".oso-source.json does not exist" in result.stderr
+
+
+def _package(tmp_path: Path, url: str, *args: str) -> Path:
+    ok(CliRunner().invoke(new_source, ["shop", "--database-url", url, "--output-dir", str(tmp_path / "out"),
+                                       "--no-input", *args]))
+    return tmp_path / "out" / "oso-source-shop"
+
+
+def _answers(project: Path) -> dict:
+    return json.loads((project / ".oso-source.json").read_text(encoding="utf-8"))
+
+
+def test_tables_left_out_in_the_picker_stay_out_on_update(tmp_path: Path, sqlite_url: str) -> None:
+    run_sql(sqlite_url, "CREATE TABLE events (id integer PRIMARY KEY)", "CREATE TABLE tmp_a (id integer PRIMARY KEY)",
+            'CREATE TABLE "tmp*x" (id integer PRIMARY KEY)')
+    answers = ["shop", "", "", sqlite_url, "",  # name, secret group, secret key, URL, schema
+               "tmp*", "",                      # leave out tmp_a and tmp*x, keep
+               ""]                              # accept the cursors
+    result = CliRunner().invoke(new_source, ["--output-dir", str(tmp_path)], input="\n".join(answers) + "\n")
+    assert result.exit_code == 0, result.output
+    project = tmp_path / "oso-source-shop"
+    # exact names, escaped: the pattern typed would also leave out tables created later
+    assert _answers(project)["exclude"] == ["tmp[*]x", "tmp_a"]
+    run_sql(sqlite_url, "CREATE TABLE tmpyx (id integer PRIMARY KEY)")
+    ok(update(project, sqlite_url))
+    assert assets_entries(project, "shop") == ['{"table": "events"}', '{"table": "tmpyx"}']
+    # named with --table, a table left out in the picker comes back (and stays)
+    ok(update(project, sqlite_url, "--table", "tmp_a"))
+    assert [t["table"] for t in _answers(project)["tables"]] == ["events", "tmp_a", "tmpyx"]
+    assert _answers(project)["exclude"] == ["tmp[*]x"]
+
+
+def test_an_edited_model_of_a_gone_table_stops_the_update(tmp_path: Path, sqlite_url: str) -> None:
+    run_sql(sqlite_url, "CREATE TABLE events (id integer PRIMARY KEY)", "CREATE TABLE users (id integer PRIMARY KEY)")
+    project = _package(tmp_path, sqlite_url)
+    model = project / STAGING / "stg_shop__users.sql"
+    model.write_text(model.read_text(encoding="utf-8") + "-- checked with finance\n", encoding="utf-8")
+    unedited = project / STAGING / "stg_shop__events.sql"
+    run_sql(sqlite_url, "DROP TABLE users")
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    result = update(project, sqlite_url)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "Nothing was written" in result.stderr
+    assert f"{STAGING}/stg_shop__users.sql: edited by hand" in result.stderr
+    assert "delete it or move it out of the package" in result.stderr
+    assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file()} == before
+
+    model.unlink()  # as the message says
+    result = ok(update(project, sqlite_url))
+    assert "Gone from the database: users" in result.stdout
+    assert unedited.is_file() and not model.exists()
+    check_generated(project)
+
+
+def test_update_refuses_options_it_would_ignore(tmp_path: Path, sqlite_url: str) -> None:
+    run_sql(sqlite_url, "CREATE TABLE events (id integer PRIMARY KEY)")
+    project = _package(tmp_path, sqlite_url)
+    before = files(project)
+    for args in (["--schema", "main"], ["--force"], ["--include-views"], ["--secret-group", "x"],
+                 ["--output-dir", str(tmp_path)], ["--secret-key", "k"]):
+        result = update(project, sqlite_url, *args)
+        assert result.exit_code != 0 and "Traceback" not in result.output, args
+        assert f"drop {args[0]}" in result.stderr and ".oso-source.json" in result.stderr, result.stderr
+    assert files(project) == before
+
+
+def test_update_adds_a_named_table_to_a_package_made_with_table(tmp_path: Path, sqlite_url: str) -> None:
+    run_sql(sqlite_url, "CREATE TABLE events (id integer PRIMARY KEY)", "CREATE TABLE other (id integer PRIMARY KEY)")
+    project = _package(tmp_path, sqlite_url, "--table", "events")
+    run_sql(sqlite_url, "CREATE TABLE refunds (id integer PRIMARY KEY, updated_at timestamp NOT NULL)")
+    missing = update(project, sqlite_url, "--table", "refundz")
+    assert missing.exit_code != 0 and "--table refundz: not found" in missing.stderr
+    result = ok(update(project, sqlite_url, "--table", "refunds", "--incremental", "refunds=updated_at"))
+    assert "New tables: refunds" in result.stdout
+    entries = ['{"table": "events"}', '{"table": "refunds", "incremental": incremental("updated_at")}']
+    assert assets_entries(project, "shop") == entries
+    assert (project / STAGING / "stg_shop__refunds.sql").is_file()
+    assert _answers(project)["all_tables"] is False
+    ok(update(project, sqlite_url))  # recorded: kept, and 'other' is still not taken
+    assert assets_entries(project, "shop") == entries
+    check_generated(project)
+
+
+def test_update_adds_a_view_with_its_key_to_an_all_tables_package(tmp_path: Path, sqlite_url: str) -> None:
+    run_sql(sqlite_url, "CREATE TABLE events (id integer PRIMARY KEY, updated_at timestamp NOT NULL)")
+    project = _package(tmp_path, sqlite_url)
+    run_sql(sqlite_url, "CREATE VIEW v_events AS SELECT id, updated_at FROM events")
+    ok(update(project, sqlite_url, "--table", "v_events", "--primary-key", "v_events=id",
+              "--incremental", "v_events=updated_at"))
+    view = '{"table": "v_events", "incremental": incremental("updated_at"), "primary_key": ["id"]}'
+    assert view in assets_entries(project, "shop")
+    ok(update(project, sqlite_url))  # a view is not in the all-tables listing, but it is recorded: kept
+    assert view in assets_entries(project, "shop")
+
+
+def test_update_when_every_table_is_gone(tmp_path: Path, sqlite_url: str) -> None:
+    run_sql(sqlite_url, "CREATE TABLE events (id integer PRIMARY KEY)")
+    project = _package(tmp_path, sqlite_url, "--table", "events")
+    run_sql(sqlite_url, "DROP TABLE events")
+    result = update(project, sqlite_url)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "None of shop's tables (events) is in the database any more" in result.stderr
+    assert "pass --table NAME" not in result.stderr
+
+
+@pytest.mark.parametrize(("edit", "named"), [
+    (lambda a: a.pop("source_name"), "'source_name'"),
+    (lambda a: a.pop("secret_group"), "'secret_group'"),
+    (lambda a: a["tables"].append({"incremental": None}), "'tables'"),
+    (lambda a: a.update(tables="events"), "'tables'"),
+])
+def test_update_names_what_is_missing_from_the_answers(tmp_path: Path, sqlite_url: str, edit, named: str) -> None:
+    run_sql(sqlite_url, "CREATE TABLE events (id integer PRIMARY KEY)")
+    project = _package(tmp_path, sqlite_url)
+    answers = _answers(project)
+    edit(answers)
+    (project / ".oso-source.json").write_text(json.dumps(answers), encoding="utf-8")
+    result = update(project, sqlite_url)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert named in result.stderr and ".oso-source.json" in result.stderr
+
+
+def test_a_kept_cursor_dropped_says_why() -> None:
+    from oso_dagster.cli.update_source import _keep_recorded
+    from oso_dagster.template import ColumnSpec, TableSpec
+
+    def table(key: list[str]) -> TableSpec:
+        return TableSpec("orders", cursor=None, primary_key=key, columns=[ColumnSpec("id"), ColumnSpec("seq")])
+
+    lost_pk = _keep_recorded(table([]), {"table": "orders", "incremental": "seq"})
+    assert lost_pk.cursor is None and "no primary key any more" in (lost_pk.cursor_reason or "")
+    lost_key = _keep_recorded(table([]), {"table": "orders", "incremental": "seq", "primary_key": ["code"]})
+    assert lost_key.cursor is None and "primary key column(s) 'code' are gone" in (lost_key.cursor_reason or "")
+    gone = _keep_recorded(table(["id"]), {"table": "orders", "incremental": "stamp"})
+    assert "recorded cursor 'stamp' is gone" in (gone.cursor_reason or "")
+    kept = _keep_recorded(table(["id"]), {"table": "orders", "incremental": "seq"})
+    assert kept.cursor == "seq"
+
+
+def test_update_exclude_leaves_tables_out_and_is_recorded(tmp_path: Path, sqlite_url: str) -> None:
+    run_sql(sqlite_url, "CREATE TABLE events (id integer PRIMARY KEY)", "CREATE TABLE tmp_old (id integer PRIMARY KEY)")
+    project = _package(tmp_path, sqlite_url)
+    result = ok(update(project, sqlite_url, "--exclude", "tmp_*"))
+    assert "Left out by --exclude: tmp_old" in result.stdout and "Gone from the database" not in result.stdout
+    assert not (project / STAGING / "stg_shop__tmp_old.sql").exists()
+    assert _answers(project)["exclude"] == ["tmp_*"]
+    run_sql(sqlite_url, "CREATE TABLE tmp_new (id integer PRIMARY KEY)")
+    ok(update(project, sqlite_url))
+    assert assets_entries(project, "shop") == ['{"table": "events"}']

@@ -6,12 +6,14 @@ database URL is used only to read table definitions: it is masked in every messa
 
 from __future__ import annotations
 
+import glob
 import sys
 import time
 from pathlib import Path
 
 import click
 
+from oso_dagster.cli.options import parse_table_values, shell_path
 from oso_dagster.errors import OsoDagsterError, TemplateError
 from oso_dagster.naming import check_source_name
 from oso_dagster.template import (
@@ -45,31 +47,28 @@ Examples:
   # pick up new tables and columns, keeping hand edits (answers from .oso-source.json)
   oso-new-source --update ./oso-source-mydb --database-url postgresql://reader@db.internal:5432/app
 \b
+  # add a table to a package (recorded, so later updates keep it)
+  oso-new-source --update ./oso-source-mydb --database-url postgresql://reader@db.internal:5432/app \\
+      --table refunds
+\b
   # regenerate the template's files in an existing package (others kept; the
-  # staging models of tables no longer listed are removed)
+  # staging models of tables no longer listed are removed, edited or not: said so)
   oso-new-source mydb --database-url sqlite:///app.db --force
 """
 
 
 def _parse_keys(values: tuple[str, ...]) -> dict[str, list[str]]:
-    keys: dict[str, list[str]] = {}
-    for value in values:
-        table, sep, columns = value.partition("=")
-        names = [c.strip() for c in columns.split(",") if c.strip()]
-        if not sep or not table.strip() or not names:
-            raise TemplateError(f"--primary-key {value!r} must be TABLE=COLUMN[,COLUMN], e.g. v_orders=id.")
-        keys[table.strip()] = names
-    return keys
+    return parse_table_values("--primary-key", values, many=True, example="v_orders=id")
 
 
 def _parse_incremental(values: tuple[str, ...]) -> dict[str, str]:
-    overrides: dict[str, str] = {}
-    for value in values:
-        table, sep, column = value.partition("=")
-        if not sep or not table.strip() or not column.strip():
-            raise TemplateError(f"--incremental {value!r} must be TABLE=COLUMN, e.g. events=updated_at.")
-        overrides[table.strip()] = column.strip()
-    return overrides
+    parsed = parse_table_values("--incremental", values, many=False, example="events=updated_at")
+    return {table: columns[0] for table, columns in parsed.items()}
+
+
+# Options --update takes; every other answer is the package's own, recorded in .oso-source.json.
+UPDATE_OPTIONS = frozenset({"name", "database_url", "tables", "excludes", "keys", "incrementals", "no_input",
+                            "update_dir"})
 
 
 def _say(message: str) -> None:
@@ -106,7 +105,9 @@ def _say(message: str) -> None:
                    "removing the staging models it generated for tables no longer listed.")
 @click.option("--update", "update_dir", type=click.Path(file_okay=False, path_type=Path), metavar="PACKAGE_DIR",
               help="Re-read the database for an existing package and add new tables and columns, keeping hand "
-                   "edits (three-way merge). The other answers come from its .oso-source.json.")
+                   "edits (three-way merge). --table and --exclude add to the recorded selection, "
+                   "--primary-key and --incremental set a table's key and cursor; the other answers come from "
+                   "its .oso-source.json (other options are refused).")
 def new_source(
     name: str | None,
     output_dir: Path,
@@ -134,7 +135,9 @@ def new_source(
         if update_dir is not None:
             from oso_dagster.cli.update_source import update_package
 
-            update_package(update_dir, database_url, name=name, interactive=not no_input)
+            _refuse_with_update(click.get_current_context())
+            update_package(update_dir, database_url, name=name, interactive=not no_input, tables=tables,
+                           excludes=excludes, keys=_parse_keys(keys), overrides=_parse_incremental(incrementals))
             return
         if name is None:
             if no_input:
@@ -144,6 +147,20 @@ def new_source(
              no_input, force, excludes=excludes, include_views=include_views, keys=_parse_keys(keys))
     except (OsoDagsterError, ValueError) as exc:  # ValueError: check_source_name
         raise click.ClickException(scrub(str(exc), secrets)) from None
+
+
+def _refuse_with_update(ctx: click.Context) -> None:
+    """--update takes its answers from the package; an option that would change them is refused, not ignored."""
+    given = [param for param in ctx.command.params
+             if param.name not in UPDATE_OPTIONS and ctx.get_parameter_source(param.name or "")
+             not in (None, click.core.ParameterSource.DEFAULT)]
+    if given:
+        names = ", ".join(param.opts[0] for param in given)
+        raise TemplateError(
+            f"--update takes these answers from the package's .oso-source.json: drop {names}. With --update, "
+            "give only --database-url, --table, --exclude, --primary-key, --incremental and --no-input; to "
+            "change another answer, rerun oso-new-source NAME --force with every option (docs/scaffolding.md)."
+        )
 
 
 def _run(
@@ -199,6 +216,9 @@ def _run(
             from oso_dagster.cli.choose import choose_tables
 
             specs = choose_tables(specs)
+            chosen = {t.name for t in specs}
+            # recorded, so that --update does not bring back what the user left out
+            excludes = (*excludes, *(glob.escape(t.name) for t in result.tables if t.name not in chosen))
     else:
         if not tables and interactive:
             answer = click.prompt("Tables to replicate (comma-separated)")
@@ -220,7 +240,7 @@ def _run(
     spec.validate()
     started = time.monotonic()
     dropped = dropped_models(target, spec)
-    project = generate(spec, output_dir, force=force)
+    project = generate(spec, output_dir, force=force, dropped=dropped)
     from oso_dagster.update import render_files, write_base
 
     write_base(project, render_files(spec))
@@ -230,7 +250,9 @@ def _run(
     if dropped:
         click.echo("Removed the staging models generated for tables no longer replicated:")
         for model in dropped:
-            click.echo(f"  {model}")
+            note = ("   (edited by hand: its source table is gone, so dbt could not parse it; restore your edit "
+                    "from version control if you need it)") if model.edited else ""
+            click.echo(f"  {model.path}{note}")
     if any(t.view and not t.cursor for t in specs):
         click.echo("  Views are read in full on every run: name a cursor and a key (--incremental VIEW=COLUMN "
                    "--primary-key VIEW=COLUMN) to read one incrementally.")
@@ -244,8 +266,7 @@ def next_steps(project: Path, name: str, secret_group: str, secret_key: str) -> 
     from oso_dagster.utils.secrets import SecretReference
 
     env_var = SecretReference(group_name=secret_group, key=secret_key).env_var
-    # "./" keeps pip from taking a bare folder name for a package on PyPI.
-    path = str(project) if project.is_absolute() or str(project).startswith(".") else f"./{project}"
+    path = shell_path(project)
     return (
         f"\nNext:\n  pip install {shlex.quote(path)}\n"
         f"  export {env_var}='<SQLAlchemy URL>'   # or a secrets file / GCP: see {shlex.quote(path + '/README.md')}\n"
