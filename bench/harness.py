@@ -103,9 +103,7 @@ class UserPath:
         result = check(run_timed(command, self.env), f"`{shlex.join(command[1:])}`")
         stats = check(run_timed([sys.executable, "-c", STEP_STATS], self.env), "reading step stats")
         steps = json.loads(stats.stdout.strip().splitlines()[-1])["steps"]
-        replication = {k: v for k, v in steps.items() if k.startswith(self.source) or "sql_" in k}
-        if not replication:  # name differs from what we expect: the longest non-dbt, non-check step
-            replication = {k: v for k, v in steps.items() if "dbt" not in k and "check" not in k}
+        replication = {k: v for k, v in steps.items() if k.startswith("replicate_")}  # sql_assets' op names
         return {"command": result.seconds, "step": sum(replication.values()), "max_rss_kb": result.max_rss_kb,
                 "steps": steps}
 

@@ -81,9 +81,6 @@ def dlt_default(url: str, table: str) -> dict[str, float]:
         result = json.loads(out.stdout.strip().splitlines()[-1])
         result["command"] = time.monotonic() - started
         return result
-    except subprocess.CalledProcessError as exc:
-        sys.stderr.write(exc.stdout[-3000:] + exc.stderr[-3000:])
-        raise
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -106,6 +103,8 @@ def peer(label: str, rows: list, measure) -> None:
         rows.append((label, result.get("rows"), result))
     except (Unavailable, OSError) as exc:
         rows.append((label, None, f"unavailable: {exc}"))
+    except subprocess.CalledProcessError as exc:
+        rows.append((label, None, f"failed: {(exc.stderr or '').strip().splitlines()[-1:]}"))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -173,9 +172,8 @@ def main() -> None:
         peer("DuckDB 1.5.5 scanner CTAS (step = CTAS, command = process)", rows,
              lambda scratch: duckdb_scanner(source, scratch))
     if not args.skip_dlt:
-        slice_rows = min(args.slice, args.rows)
-        original = dlt_default(source.url, f"{sources.TABLE}_slice")
-        rows.append(("dlt defaults (original system), slice, ratios per row", slice_rows, original))
+        peer("dlt defaults (original system), slice, ratios per row", rows,
+             lambda scratch: dlt_default(source.url, f"{sources.TABLE}_slice"))
 
     print(f"\n{args.source}, {args.mode}, {args.rows:,} rows; ratios against the floor ({base.seconds:.2f}s)")
     print_table(rows, base.seconds, args.rows)

@@ -127,16 +127,17 @@ def prepare_sqlite(path: Path, rows: int, slice_rows: int) -> Source:
     _say(f"creating SQLite {path} with {rows:,} rows ...")
     started = time.monotonic()
     conn = sqlite3.connect(path)
-    conn.execute(f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, kind TEXT NOT NULL, "
-                 "amount DECIMAL(12,2) NOT NULL, happened_at DATETIME NOT NULL, note TEXT)")
+    for name in (TABLE, f"{TABLE}_slice"):  # CREATE TABLE AS would lose the declared types
+        conn.execute(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, kind TEXT NOT NULL, "
+                     "amount DECIMAL(12,2) NOT NULL, happened_at DATETIME NOT NULL, note TEXT)")
     kinds = ("view", "click", "buy", "refund")
     conn.executemany(
         f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)",
-        ((i, (i * 7919) % 100000, kinds[i % 4], f"{((i * 37) % 1000000) / 100:.2f}",
+        ((i, (i * 7919) % 100000, kinds[i % 4], round(((i * 37) % 1000000) / 100, 2),
           f"2020-01-{1 + (i // 86400) % 28:02d} {(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}.000000",
           None if i % 10 == 0 else f"note {i:032x}") for i in range(1, rows + 1)),
     )
-    conn.execute(f"CREATE TABLE {TABLE}_slice AS SELECT * FROM {TABLE} WHERE id <= {min(slice_rows, rows)}")
+    conn.execute(f"INSERT INTO {TABLE}_slice SELECT * FROM {TABLE} WHERE id <= {min(slice_rows, rows)}")
     conn.commit()
     conn.close()
     _say(f"  created in {time.monotonic() - started:.1f}s")
