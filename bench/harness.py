@@ -151,4 +151,15 @@ def print_table(rows: list[tuple[str, int | None, dict | str]], floor_seconds: f
 
 
 def print_command() -> None:
-    print("\ncommand: " + shlex.join(["python", *sys.argv]))
+    """The command that produced the table (script relative to the repository, passwords masked)."""
+    args = list(sys.argv[1:])
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("--admin-url", "--url"):
+            args[i + 1] = _masked(args[i + 1])
+    print("\ncommand: " + shlex.join(["python", f"bench/{Path(sys.argv[0]).name}", *args]))
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
