@@ -4,7 +4,7 @@ Builds N tables ``t_0001`` ... in a scratch PostgreSQL database (50 rows each: `
 ``amount numeric(12,2)``, ``updated_at timestamptz not null``, which ``oso-new-source`` picks as the cursor) plus
 ``wide``, 300 ``int`` columns and 1,000 rows (full refresh), then times in a scratch OSO_HOME and DAGSTER_HOME:
 
-  scaffold          oso-new-source many --database-url ... --no-input, then the package installed
+  scaffold          oso-new-source many --database-url ... --no-input (then the package is installed)
   definitions load  dagster asset list -m oso_dagster.definitions (cold: dbt parse; then warm)
   first sync        dagster asset materialize -m oso_dagster.definitions --select '*'
   no-change sync    the same command again, nothing changed in the source
@@ -94,7 +94,7 @@ def main() -> None:
     results: list[tuple[str, int | None, dict]] = []
     try:
         scaffold = user.scaffold([])
-        results.append(("scaffold: oso-new-source + install", None, {"command": scaffold.seconds,
+        results.append(("scaffold: oso-new-source", None, {"command": scaffold.seconds,
                                                                       "max_rss_kb": scaffold.max_rss_kb}))
         listed = user.list_assets()
         assets = len([line for line in listed.stdout.splitlines() if line.strip()])
@@ -114,6 +114,7 @@ def main() -> None:
             if count != expected:
                 sys.exit(f"{label}: the warehouse holds {count:,} rows, the source {expected:,}")
             results.append((label, count, run))
+            print(f"{label}: command {run['command']:.1f}s, steps (s) {run['steps']}", flush=True)
     finally:
         if args.keep:
             print(f"scratch home kept: {user.root}")
