@@ -1,15 +1,20 @@
-"""Replication throughput: ``sql_assets`` end to end through Dagster against the PostgreSQL COPY floor.
+"""Replication on the user's path against the floor and the peers, in one run.
 
-Creates ``bench_events`` (N rows) in a scratch PostgreSQL database with ``generate_series`` and times, each in
-its own process so peak RSS is that job's alone:
+Builds ``bench_events`` (N rows: bigint key, bigint, text, decimal(12,2), timestamp, text with 10 % NULLs) in
+PostgreSQL, MariaDB or SQLite, scaffolds ``oso-source-bench`` from it with ``oso-new-source`` (``--mode
+incremental`` adds ``--incremental bench_events=happened_at``), installs it into a scratch folder on PYTHONPATH,
+and runs ``dagster asset materialize -m oso_dagster.definitions --select 'key:bench/*'`` in a scratch OSO_HOME
+and DAGSTER_HOME. Reported separately: the replication step (Dagster's step stats from the run's event log)
+and the whole command (wall clock), with peak RSS. In the same run:
 
-  floor    psql \\copy (select ...) to /dev/null (format binary): what the server can hand out at best
-  ours     dagster.materialize([sql_assets(...)]) into a fresh DuckDB: reflect, read, normalize, load
-  dlt      the original system's configuration on a slice, as rows/s: dlt's ``sql_database`` with every
-           default (SQLAlchemy backend, INSERT-statement load files) as a dagster-dlt ``@dlt_assets``
-  ours-sa  sql_assets forced to backend="sqlalchemy" on the same slice (our pipeline, dlt's slowest reader)
+  floor        psql \\copy ... (format binary) / mariadb --quick --batch / Python sqlite3, into nothing
+  sling        Sling (Go) into DuckDB 1.5.5 through the DuckDB CLI, full refresh
+  duckdb scan  DuckDB 1.5.5's own scanner extension, CREATE TABLE AS SELECT * FROM the attached source
+  dlt defaults the original system: dlt's sql_database with every default, as dagster-dlt assets, on a slice
 
-    python bench/replicate.py --rows 5000000
+``--change-pct 1`` (incremental) then changes 1 % of the rows and runs the same command again.
+
+    python bench/replicate.py --source postgres --rows 5000000 --mode incremental --change-pct 1
 """
 
 from __future__ import annotations
@@ -25,105 +30,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import sources
+from harness import UserPath, print_command, print_table
 from isolation import bench_env
+from peers import Unavailable, duckdb_scanner, floor, sling
 
-TABLE = "bench_events"
-COLUMNS = "id, user_id, kind, amount, happened_at, note"
-
-
-def _psql(url: str) -> list[str]:
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    return ["psql", "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres",
-            "-d", u.database or "postgres", "-v", "ON_ERROR_STOP=1", "-q"]
-
-
-def prepare(admin_url: str, database: str, rows: int, slice_rows: int) -> str:
-    """Create (or reuse, when it already holds ``rows`` rows) the scratch database and its tables."""
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": database}).first()
-        if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
-    admin.dispose()
-    url = sa.engine.make_url(admin_url).set(database=database).render_as_string(hide_password=False)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        have = conn.execute(
-            sa.text("SELECT (SELECT count(*) FROM pg_class WHERE relname = :t) > 0"), {"t": TABLE}
-        ).scalar()
-        count = conn.execute(sa.text(f"SELECT count(*) FROM {TABLE}")).scalar() if have else -1
-        slice_count = (
-            conn.execute(sa.text(f"SELECT count(*) FROM {TABLE}_slice")).scalar()
-            if conn.execute(sa.text("SELECT count(*) FROM pg_class WHERE relname = :t"), {"t": f"{TABLE}_slice"})
-            .scalar()
-            else -1
-        )
-    engine.dispose()
-    if count != rows or slice_count != min(slice_rows, rows):
-        print(f"creating {TABLE} with {rows:,} rows ...", flush=True)
-        started = time.monotonic()
-        sql = f"""
-            DROP TABLE IF EXISTS {TABLE}, {TABLE}_slice;
-            CREATE UNLOGGED TABLE {TABLE} (
-                id bigint PRIMARY KEY, user_id bigint NOT NULL, kind text NOT NULL,
-                amount numeric(12,2) NOT NULL, happened_at timestamptz NOT NULL, note text);
-            INSERT INTO {TABLE}
-            SELECT i, (i * 7919) % 100000, (ARRAY['view','click','buy','refund'])[1 + i % 4],
-                   round(((i * 37) % 1000000) / 100.0, 2),
-                   timestamptz '2020-01-01 00:00:00+00' + (i * interval '1 second'),
-                   CASE WHEN i % 10 = 0 THEN NULL ELSE 'note ' || md5(i::text) END
-            FROM generate_series(1::bigint, {rows}::bigint) AS i;
-            CREATE UNLOGGED TABLE {TABLE}_slice (LIKE {TABLE} INCLUDING ALL);
-            INSERT INTO {TABLE}_slice SELECT * FROM {TABLE} WHERE id <= {min(slice_rows, rows)};
-        """
-        vacuum = ["-c", f"VACUUM ANALYZE {TABLE}", "-c", f"VACUUM ANALYZE {TABLE}_slice"]
-        subprocess.run([*_psql(url), "-c", sql, *vacuum], check=True)
-        print(f"  created in {time.monotonic() - started:.1f}s", flush=True)
-    return url
-
-
-# --- children: each measurement runs in its own process ------------------------------------------------
-
-
-def child_floor(url: str) -> dict[str, float]:
-    query = f"\\copy (SELECT {COLUMNS} FROM {TABLE}) TO '/dev/null' (FORMAT binary)"
-    started = time.monotonic()
-    subprocess.run([*_psql(url), "-c", query], check=True)
-    seconds = time.monotonic() - started
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": seconds, "max_rss_kb": rss}
-
-
-def child_materialize(url: str, table: str, backend: str) -> dict[str, float]:
-    os.environ["DAGSTER__BENCH__DB_CONNECTION_STRING"] = url
-    os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
-    import dagster
-    from oso_dagster import SecretReference, sql_assets
-
-    assets = sql_assets(
-        "bench", SecretReference(group_name="bench", key="db_connection_string"),
-        [{"table": table, "backend": backend}],
-    )
-    instance = dagster.DagsterInstance.ephemeral()
-    started = time.monotonic()
-    result = dagster.materialize([assets], instance=instance)
-    seconds = time.monotonic() - started
-    assert result.success
-    (event,) = result.get_asset_materialization_events()
-    rows = event.materialization.metadata["rows_loaded"].value
-    used = event.materialization.metadata["backend"].value
-    import duckdb
-
-    with duckdb.connect(os.environ["OSO_DUCKDB_PATH"], read_only=True) as con:
-        landed = con.sql(f"SELECT count(*) FROM bench.{table}").fetchall()[0][0]
-    rss = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    )
-    return {"seconds": seconds, "rows": rows, "landed": landed, "backend": used, "max_rss_kb": rss}
+SOURCE_NAME = "bench"
+SELECT = f"key:{SOURCE_NAME}/*"
+ADMIN = {"postgres": os.environ.get("OSO_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+         "mysql": os.environ.get("OSO_BENCH_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")}
 
 
 def child_dlt_default(url: str, table: str) -> dict[str, float]:
@@ -144,94 +59,125 @@ def child_dlt_default(url: str, table: str) -> dict[str, float]:
     def original(context):
         yield from DagsterDltResource().run(context=context)
 
-    instance = dagster.DagsterInstance.ephemeral()
     started = time.monotonic()
-    result = dagster.materialize([original], instance=instance)
+    result = dagster.materialize([original], instance=dagster.DagsterInstance.ephemeral())
     seconds = time.monotonic() - started
     assert result.success
     import duckdb
 
     with duckdb.connect(os.environ["OSO_DUCKDB_PATH"], read_only=True) as con:
         landed = con.sql(f"SELECT count(*) FROM bench.{table}").fetchall()[0][0]
-    rss = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    )
-    return {"seconds": seconds, "rows": landed, "landed": landed, "backend": "sqlalchemy", "max_rss_kb": rss}
+    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return {"step": seconds, "rows": landed, "max_rss_kb": rss}
 
 
-def measure(kind: str, url: str, *extra: str) -> dict[str, float]:
-    """Run one measurement in a fresh interpreter with a fresh OSO_HOME; return what it printed."""
+def dlt_default(url: str, table: str) -> dict[str, float]:
     home = tempfile.mkdtemp(prefix="oso_bench_")
-    env = bench_env(home)
     try:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", kind, "--url", url, *extra],
-            check=True, capture_output=True, text=True, env=env,
-        )
-    except subprocess.CalledProcessError as exc:
-        sys.stderr.write(exc.stdout[-4000:] + exc.stderr[-4000:])
-        raise
+        started = time.monotonic()
+        out = subprocess.run([sys.executable, __file__, "--child", "dlt-default", "--url", url, "--table", table],
+                             check=True, capture_output=True, text=True, env=bench_env(home))
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["command"] = time.monotonic() - started
+        return result
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def prepare(args: argparse.Namespace) -> sources.Source:
+    if args.source == "sqlite":
+        path = Path(args.path or Path(tempfile.gettempdir()) / f"oso_bench_{args.rows}.sqlite")
+        return sources.prepare_sqlite(path, args.rows, args.slice)
+    database = args.database or f"oso_bench_{args.rows}"
+    admin = args.admin_url or ADMIN[args.source]
+    prepare_db = sources.prepare_postgres if args.source == "postgres" else sources.prepare_mysql
+    return prepare_db(admin, database, args.rows, args.slice)
+
+
+def peer(label: str, rows: list, measure) -> None:
+    """Append a peer's row, or its reason when it cannot run here."""
+    scratch = Path(tempfile.mkdtemp(prefix="oso_bench_peer_"))
+    try:
+        result = measure(scratch)
+        rows.append((label, result.get("rows"), result))
+    except (Unavailable, OSError) as exc:
+        rows.append((label, None, f"unavailable: {exc}"))
+    except subprocess.CalledProcessError as exc:
+        rows.append((label, None, f"failed: {(exc.stderr or '').strip().splitlines()[-1:]}"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--slice", type=int, default=200_000, help="rows read by dlt's sqlalchemy backend")
-    parser.add_argument("--admin-url", default=os.environ.get("OSO_BENCH_POSTGRES_URL",
-                                                             "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--source", choices=["postgres", "mysql", "sqlite"], default="postgres")
+    parser.add_argument("--mode", choices=["replace", "incremental"], default="replace")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--change-pct", type=float, default=0.0,
+                        help="incremental: after the first sync change this %% of rows and sync again")
+    parser.add_argument("--slice", type=int, default=20_000, help="rows for dlt's defaults (the original system)")
+    parser.add_argument("--admin-url", default=None,
+                        help="admin URL of the server (default: OSO_BENCH_POSTGRES_URL / OSO_BENCH_MARIADB_URL "
+                             "or the local service)")
     parser.add_argument("--database", default=None, help="scratch database (default oso_bench_<rows>)")
-    parser.add_argument("--backend", default="auto", help="backend for our run (default auto)")
-    parser.add_argument("--skip-dlt", action="store_true", help="skip the slow dlt sqlalchemy baseline")
+    parser.add_argument("--path", default=None, help="SQLite file (default <tmp>/oso_bench_<rows>.sqlite)")
+    parser.add_argument("--no-peers", action="store_true", help="skip Sling and DuckDB's scanner")
+    parser.add_argument("--skip-dlt", action="store_true", help="skip dlt's defaults (the original system)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch home (package, warehouse, logs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--table", default=TABLE, help=argparse.SUPPRESS)
+    parser.add_argument("--table", default=sources.TABLE, help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    if args.child == "floor":
-        print(json.dumps(child_floor(args.url)))
-        return
-    if args.child == "materialize":
-        print(json.dumps(child_materialize(args.url, args.table, args.backend)))
-        return
     if args.child == "dlt-default":
         print(json.dumps(child_dlt_default(args.url, args.table)))
         return
+    if args.change_pct and args.mode != "incremental":
+        parser.error("--change-pct needs --mode incremental")
 
-    database = args.database or f"oso_bench_{args.rows}"
-    url = prepare(args.admin_url, database, args.rows, args.slice)
-    slice_rows = min(args.slice, args.rows)
-    measure("floor", url)  # warm the cache so every reader starts from the same place
-    floor = measure("floor", url)
-    ours = measure("materialize", url, "--table", TABLE, "--backend", args.backend)
-    assert ours["landed"] == args.rows, ours
-    results = [
-        ("COPY floor (psql binary)", args.rows, floor),
-        (f"sql_assets ({ours['backend']}), Dagster end to end", args.rows, ours),
-    ]
-    if not args.skip_dlt:
-        ours_sa = measure("materialize", url, "--table", f"{TABLE}_slice", "--backend", "sqlalchemy")
-        assert ours_sa["landed"] == slice_rows, ours_sa
-        results.append(("sql_assets, backend=sqlalchemy, slice", slice_rows, ours_sa))
-        original = measure("dlt-default", url, "--table", f"{TABLE}_slice")
-        assert original["landed"] == slice_rows, original
-        results.append(("dlt defaults (original system), slice", slice_rows, original))
+    source = prepare(args)
+    floor(source)  # warm the cache so every reader starts from the same place
+    base = floor(source)
+    floor_label = {"postgres": "floor: psql \\copy binary", "mysql": "floor: mariadb --quick --batch",
+                   "sqlite": "floor: Python sqlite3 read"}[source.kind]
+    rows = [(floor_label, args.rows, {"command": base.seconds, "max_rss_kb": base.max_rss_kb})]
 
-    floor_rate = args.rows / floor["seconds"]
-    print()
-    print(f"| {'run':<44} | {'rows':>10} | {'seconds':>8} | {'rows/s':>10} | {'x floor':>8} | {'peak RSS':>9} |")
-    print(f"|{'-' * 46}|{'-' * 12}|{'-' * 10}|{'-' * 12}|{'-' * 10}|{'-' * 11}|")
-    for label, rows, r in results:
-        rate = rows / r["seconds"]
-        print(f"| {label:<44} | {rows:>10,} | {r['seconds']:>8.2f} | {rate:>10,.0f} | "
-              f"{floor_rate / rate:>7.2f}x | {r['max_rss_kb'] / 1024:>6.0f} MB |")
+    user = UserPath(SOURCE_NAME, source.url)
+    try:
+        options = ["--table", sources.TABLE]
+        if args.mode == "incremental":
+            options += ["--incremental", f"{sources.TABLE}=happened_at"]
+        scaffold = user.scaffold(options)
+        print(f"oso-new-source: {scaffold.seconds:.2f}s", flush=True)
+        first = user.materialize(SELECT)
+        print(f"first sync steps (s): {first['steps']}", flush=True)
+        landed = user.count(sources.TABLE)
+        if landed != args.rows:
+            sys.exit(f"sql_assets landed {landed:,} rows, the source has {args.rows:,}")
+        rows.append((f"sql_assets {args.mode}, first sync (`dagster asset materialize`)", landed, first))
+        if args.change_pct:
+            changed = sources.change_rows(source, args.change_pct)
+            again = user.materialize(SELECT)
+            print(f"change sync steps (s): {again['steps']}", flush=True)
+            rows.append((f"sql_assets incremental, {changed:,} rows changed ({args.change_pct}%)",
+                         user.count(sources.TABLE), again))
+    finally:
+        if args.keep:
+            print(f"scratch home kept: {user.root}")
+        else:
+            user.close()
+
+    if not args.no_peers:
+        peer("Sling full refresh (whole command)", rows, lambda scratch: sling(source, scratch))
+        peer("DuckDB 1.5.5 scanner CTAS (step = CTAS, command = process)", rows,
+             lambda scratch: duckdb_scanner(source, scratch))
     if not args.skip_dlt:
-        rate = args.rows / ours["seconds"]
-        print(f"\nsql_assets is {rate / (slice_rows / original['seconds']):.0f}x faster than the original system "
-              f"(dlt defaults) and {rate / (slice_rows / ours_sa['seconds']):.0f}x faster than its own pipeline on "
-              "dlt's sqlalchemy backend (rows/s).")
+        peer("dlt defaults (original system), slice, ratios per row", rows,
+             lambda scratch: dlt_default(source.url, f"{sources.TABLE}_slice"))
+
+    print(f"\n{args.source}, {args.mode}, {args.rows:,} rows; ratios against the floor ({base.seconds:.2f}s)")
+    print_table(rows, base.seconds, args.rows)
+    print_command()
 
 
 if __name__ == "__main__":
