@@ -116,8 +116,8 @@ END $$
 @pytest.mark.parametrize("concurrency", [
     1,
     pytest.param(3, marks=pytest.mark.xfail(strict=False, reason=(
-        "issue 14: when each read waits in the database for the others (this barrier), the three were never "
-        "seen running at once (one or two at a time); with reads of a second they were. Not yet explained"))),
+        "connectorx's arrow_stream holds Python's GIL while it waits for the database (sfu-db/connector-x#564, "
+        "seen with py-spy): a read blocked in this barrier stalls the other threads, so three never meet"))),
 ])
 def test_concurrency_loads_tables_at_once(pg_url: str, monkeypatch: pytest.MonkeyPatch, concurrency: int) -> None:
     names = ["slow_a", "slow_b", "slow_c"]
