@@ -269,7 +269,7 @@ def epoch_expression(column: sa.ColumnElement[Any], kind: str) -> sa.ColumnEleme
 
     Neither Python's ``datetime`` (the pyarrow backend) nor connectorx can read ``infinity``, which DuckDB's
     ``TIMESTAMP``/``DATE`` hold; as numbers it travels, and Arrow turns them back into dates (see
-    :func:`oso_dagster.value_checks.epochs_to_dates`). ``extract`` is exact (numeric) since PostgreSQL 14.
+    :func:`oso_dagster.run.value_checks.epochs_to_dates`). ``extract`` is exact (numeric) since PostgreSQL 14.
     """
     if kind == "date":
         top, finite = DUCKDB_INFINITE_DAYS, column - sa.literal_column("DATE '1970-01-01'")

@@ -110,7 +110,7 @@ def bq(bq_target: Target, monkeypatch: pytest.MonkeyPatch, oso_env: Path) -> Ite
     monkeypatch.delenv("BIGQUERY_EMULATOR_HOST", raising=False)
     client = bq_target.client()
     yield BigQueryRun(target=bq_target, prefix=prefix, env=env, client=client)
-    os.environ.pop("BIGQUERY_EMULATOR_HOST", None)  # set by oso_dagster.bigquery for dlt's client
+    os.environ.pop("BIGQUERY_EMULATOR_HOST", None)  # set by oso_dagster.warehouse.bigquery for dlt's client
     for dataset in client.list_datasets():
         if dataset.dataset_id.startswith(prefix):
             client.delete_dataset(dataset.reference, delete_contents=True, not_found_ok=True)

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 from google.api_core import exceptions
-from oso_dagster.bigquery import (
+from oso_dagster.errors import ConfigurationError
+from oso_dagster.location.dbt_project import write_project
+from oso_dagster.settings import Settings
+from oso_dagster.warehouse.bigquery import (
     OsoBigQueryTypeMapper,
     bigquery_decimal_type,
     bigquery_destination,
     bigquery_profile_output,
 )
-from oso_dagster.dbt_project import write_project
-from oso_dagster.destinations import make_pipeline
-from oso_dagster.errors import ConfigurationError
-from oso_dagster.settings import Settings
+from oso_dagster.warehouse.destinations import make_pipeline
 
 from bigquery.conftest import Target
 from bigquery.emulator import query_error

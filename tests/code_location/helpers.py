@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from oso_dagster.entry_points import ENTRY_POINT_GROUP
+from oso_dagster.location.entry_points import ENTRY_POINT_GROUP
 
 BIN = Path(sys.executable).parent
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from oso_dagster import dbt_project
-from oso_dagster.entry_points import DbtPackage
+from oso_dagster.location import dbt_project
+from oso_dagster.location.entry_points import DbtPackage
 from oso_dagster.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -14,11 +14,11 @@ from conftest import run_sql
 from dagster import AssetSelection, DagsterEventType
 from dlt.sources import incremental
 from oso_dagster import SecretReference, sql_assets
-from oso_dagster.asset_checks import ROW_COUNT_CHECK, freshness_checks, row_count_checks
-from oso_dagster.definitions import build_definitions
-from oso_dagster.discovery import Discovery, SourcePackage
 from oso_dagster.errors import ConfigurationError
 from oso_dagster.factories.sql import source_of
+from oso_dagster.location.asset_checks import ROW_COUNT_CHECK, freshness_checks, row_count_checks
+from oso_dagster.location.definitions import build_definitions
+from oso_dagster.location.discovery import Discovery, SourcePackage
 from oso_dagster.settings import Settings
 
 

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from conftest import run_sql
 from dlt.sources import incremental
 from oso_dagster import SecretReference, sql_assets
-from oso_dagster.asset_checks import freshness_checks
-from oso_dagster.definitions import build_definitions
-from oso_dagster.discovery import Discovery, SourcePackage
 from oso_dagster.factories.sql import source_of
+from oso_dagster.location.asset_checks import freshness_checks
+from oso_dagster.location.definitions import build_definitions
+from oso_dagster.location.discovery import Discovery, SourcePackage
 from oso_dagster.settings import Settings
 
 FRESHNESS = "freshness_check"

@@ -11,8 +11,8 @@ import dagster
 import pytest
 import sqlalchemy as sa
 from dlt.sources import incremental
-from oso_dagster.checks import check_source
 from oso_dagster.factories.sql import source_of
+from oso_dagster.ops.preflight import check_source
 from replication.helpers import build, failure_text, run, set_secret
 
 from reliability.helpers import cursor_state, src, wh, wh_columns

@@ -3,6 +3,10 @@ type change that cannot be applied in place fails clearly (never a silent varian
 
 from __future__ import annotations
 
+import re
+import shlex
+import subprocess
+
 import pytest
 from dlt.sources import incremental
 from replication.helpers import failure_text, run, set_secret
@@ -61,14 +65,28 @@ def test_incompatible_type_change_fails_clearly_then_reset_reloads(
     assert not result.success
     text = failure_text(result)
     old_dlt, new_dlt = ("text", "bigint") if old == "text" else ("bigint", "text")
-    for needed in ("table 't'", "column 'c'", f"from {old_dlt}", f"to {new_dlt}", "cast the column", "reset_table"):
+    for needed in ("table 't'", "column 'c'", f"from {old_dlt}", f"to {new_dlt}", "cast the column"):
         assert needed in text, (needed, text[:2000])
     assert wh("SELECT * FROM sc.t ORDER BY id") == before  # nothing half-applied
     assert not [c for c in wh_columns("sc", "t") if "__v_" in c]
-    # the way out the message gives: reset the table, and the next run reloads it with the new type
-    from oso_dagster.schema_changes import reset_table
-
-    reset_table("sc", "t")
+    # the way out the message gives, run exactly as printed: the next run reloads the table with its new type
+    printed = re.search(r"`(oso-sources reset-table [^`]+)`", text)
+    assert printed, text[:2000]
+    done = subprocess.run(shlex.split(printed.group(1)), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "sc.t" in done.stdout
     _run_ok()
     assert wh_columns("sc", "t")["c"] == ("BIGINT" if new == "integer" else "VARCHAR")
     assert [r[0] for r in wh("SELECT id FROM sc.t ORDER BY id")] == [1, 2]
+
+
+def test_reset_table_refuses_a_table_the_warehouse_does_not_hold(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_secret(monkeypatch, "sc", pg_url)
+    src(pg_url, "CREATE TABLE t (id int PRIMARY KEY, seq int)")
+    src(pg_url, "CREATE TABLE f (id int PRIMARY KEY)")
+    src(pg_url, "INSERT INTO t VALUES (1, 1)")
+    _run_ok()
+    done = subprocess.run(["oso-sources", "reset-table", "sc", "nope"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "holds no table 'nope' of source 'sc'" in done.stderr and "Traceback" not in done.stderr
+    assert wh("SELECT id FROM sc.t") == [(1,)]  # nothing else was touched

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from dagster import DagsterEventType, DagsterInstance
-from oso_dagster.dbt_project import write_project
+from oso_dagster.location.dbt_project import write_project
 from oso_dagster.settings import Settings
 
 from reliability.helpers import run_subprocess, src

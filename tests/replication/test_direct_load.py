@@ -1,4 +1,4 @@
-"""Full refreshes read with connectorx load straight into DuckDB (oso_dagster.duckdb_direct).
+"""Full refreshes read with connectorx load straight into DuckDB (oso_dagster.run.load_duckdb).
 
 What lands must be what dlt's file-based path lands: same rows, same column names and types. The swap must
 keep views over the table working, and an empty source table must still land with its columns.
@@ -134,7 +134,7 @@ def test_concurrency_loads_tables_at_once(pg_url: str, monkeypatch: pytest.Monke
 
 
 def test_reset_table_drops_a_directly_loaded_table(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from oso_dagster.schema_changes import reset_table
+    from oso_dagster.ops.reset import reset_table
 
     run_sql(pg_url, "CREATE TABLE items (id int PRIMARY KEY)", "INSERT INTO items VALUES (1)")
     set_secret(monkeypatch, "rst", pg_url)

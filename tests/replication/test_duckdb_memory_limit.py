@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from oso_dagster.destinations import make_pipeline, writer_settings
 from oso_dagster.settings import Settings
+from oso_dagster.warehouse.destinations import make_pipeline, writer_settings
 
 
 def _rendered(limit: str) -> str:

@@ -11,8 +11,10 @@ import yaml
 from dagster import AssetsDefinition
 from jsonpath_ng.exceptions import JsonPathParserError
 from oso_dagster import __version__
-from oso_dagster.factories.sql import SqlSource, source_of
-from oso_dagster.template import py_str, sql_ident, template_dir, yaml_str
+from oso_dagster.factories.config import SqlSource
+from oso_dagster.factories.sql import source_of
+from oso_dagster.scaffold.literals import py_str, sql_ident, yaml_str
+from oso_dagster.scaffold.render import template_dir
 
 from .helpers import assets_entries, bake, check_generated, expected_paths, files, load_yaml, ok
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from conftest import run_sql
-from oso_dagster.catalog import assigned_new_columns
-from oso_dagster.introspect import VIEW_REASON, introspect
+from oso_dagster.scaffold.catalog import assigned_new_columns
+from oso_dagster.scaffold.introspect import VIEW_REASON, introspect
 
 from .helpers import assets_entries, bake, check_generated, ok
 from .pagila import create_mariadb, create_postgres

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import run_sql
-from oso_dagster.introspect import choose_cursor, introspect
+from oso_dagster.scaffold.introspect import choose_cursor, introspect
 
 from .helpers import assets_entries, bake, check_generated, load_yaml, ok
 

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from oso_dagster.errors import ConfigurationError
-from oso_dagster.table_reader import parse_decimals
+from oso_dagster.run.table_reader import parse_decimals
 from oso_dagster.type_mapping import connectorx_decimals, connectorx_reads_exactly, source_cast
 
 

@@ -8,8 +8,8 @@ import pytest
 from dagster import Backoff, DefaultSensorStatus, Jitter
 from dlt.sources import incremental
 from oso_dagster import SecretReference, sql_assets
-from oso_dagster.asset_checks import freshness_checks, freshness_sensor
 from oso_dagster.factories.sql import source_of
+from oso_dagster.location.asset_checks import freshness_checks, freshness_sensor
 from oso_dagster.settings import Settings
 
 

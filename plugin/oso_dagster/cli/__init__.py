@@ -1,0 +1,1 @@
+"""The click commands ``oso-new-source`` and ``oso-sources``: parse, call the library, print."""

@@ -11,7 +11,7 @@ from fnmatch import fnmatchcase
 import click
 
 from oso_dagster.errors import TemplateError
-from oso_dagster.template import TableSpec, table_summary
+from oso_dagster.scaffold.answers import TableSpec, table_summary
 
 FULL_REFRESH = "-"
 

@@ -16,16 +16,8 @@ import click
 from oso_dagster.cli.options import parse_table_values, shell_path
 from oso_dagster.errors import OsoDagsterError, TemplateError
 from oso_dagster.naming import check_source_name
-from oso_dagster.template import (
-    DEFAULT_SECRET_KEY,
-    PROJECT_DIR_PREFIX,
-    SourceSpec,
-    TableSpec,
-    check_target,
-    dropped_models,
-    generate,
-    table_summary,
-)
+from oso_dagster.scaffold.answers import DEFAULT_SECRET_KEY, PROJECT_DIR_PREFIX, SourceSpec, TableSpec, table_summary
+from oso_dagster.scaffold.render import check_target, dropped_models, generate
 from oso_dagster.utils.redact import mask_url, scrub
 
 EPILOG = """\b
@@ -203,7 +195,7 @@ def _run(
 
     introspected = database_url is not None
     if introspected:
-        from oso_dagster.introspect import introspect
+        from oso_dagster.scaffold.introspect import introspect
 
         assert database_url is not None
         result = introspect(database_url, schema=schema, tables=tables, exclude=excludes,
@@ -227,7 +219,7 @@ def _run(
         if schema is not None and not schema.strip():
             schema = None
 
-    from oso_dagster.introspect import apply_overrides
+    from oso_dagster.scaffold.introspect import apply_overrides
 
     apply_overrides(specs, overrides, introspected=introspected, keys=keys)
     if interactive and introspected and not tables:
@@ -241,7 +233,7 @@ def _run(
     started = time.monotonic()
     dropped = dropped_models(target, spec)
     project = generate(spec, output_dir, force=force, dropped=dropped)
-    from oso_dagster.update import render_files, write_base
+    from oso_dagster.scaffold.update import render_files, write_base
 
     write_base(project, render_files(spec))
     click.echo(f"Created {project} in {time.monotonic() - started:.1f}s. Tables:")

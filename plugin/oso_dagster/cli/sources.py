@@ -6,19 +6,22 @@ import sys
 
 import click
 
-from oso_dagster.checks import check_source
-from oso_dagster.dbt_project import BrokenDbtPackage, start
-from oso_dagster.discovery import discover
-from oso_dagster.entry_points import installed_dbt_packages, same_distribution
 from oso_dagster.errors import ConfigurationError, OsoDagsterError
-from oso_dagster.health import instance_available, source_health
+from oso_dagster.location.dbt_project import BrokenDbtPackage, start
+from oso_dagster.location.discovery import discover
+from oso_dagster.location.entry_points import installed_dbt_packages, same_distribution
+from oso_dagster.naming import warehouse_name
+from oso_dagster.ops.health import instance_available, source_health
+from oso_dagster.ops.preflight import check_source
+from oso_dagster.ops.reset import reset_table
 from oso_dagster.settings import Settings
 
 _MARK = {"ok": "ok  ", "warn": "WARN", "error": "FAIL"}
 
 
 @click.group(
-    epilog="Examples:\n\n  oso-sources list\n\n  oso-sources check mydb\n\n  oso-sources dbt-package mydb",
+    epilog="Examples:\n\n  oso-sources list\n\n  oso-sources check mydb\n\n  oso-sources dbt-package mydb\n\n"
+    "  oso-sources reset-table mydb events",
 )
 def main() -> None:
     """Inspect the source packages installed in this environment."""
@@ -125,3 +128,21 @@ def dbt_package(name: str) -> None:
     known = ", ".join(sorted(s.name for p in found.packages for s in p.sources)) or "none installed"
     click.echo(f"Error: no source named {name!r} (installed: {known}).", err=True)
     sys.exit(2)
+
+
+@main.command("reset-table")
+@click.argument("source_name", metavar="SOURCE")
+@click.argument("table")
+def reset_table_command(source_name: str, table: str) -> None:
+    """Drop TABLE's warehouse copy and incremental cursor; the next run of SOURCE loads it in full.
+
+    TABLE is the name it lands under in the warehouse (or the source table's name). The fix that a failed
+    run names after a column type change that cannot be applied in place. Works for sources of installed
+    packages and of dg components alike: it reads only the warehouse.
+    """
+    try:
+        reset_table(source_name, table)
+    except OsoDagsterError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Reset {source_name}.{warehouse_name(table)}: its warehouse copy and cursor are gone; the next run "
+               "of the source loads it in full.")

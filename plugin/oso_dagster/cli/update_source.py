@@ -17,7 +17,7 @@ import click
 
 from oso_dagster.cli.options import shell_path
 from oso_dagster.errors import TemplateError
-from oso_dagster.template import SourceSpec, TableSpec, table_summary
+from oso_dagster.scaffold.answers import SourceSpec, TableSpec, table_summary
 from oso_dagster.utils.redact import mask_url
 
 
@@ -29,8 +29,8 @@ def update_package(project: Path, database_url: str | None, *, name: str | None,
                    tables: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
                    keys: dict[str, list[str]] | None = None, overrides: dict[str, str] | None = None) -> None:
     """Update ``project`` for today's database; ``tables`` and ``excludes`` add to the recorded selection."""
-    from oso_dagster.introspect import apply_overrides, introspect
-    from oso_dagster.update import plan_update, read_answers, read_base, render_files, staging_columns
+    from oso_dagster.scaffold.introspect import apply_overrides, introspect
+    from oso_dagster.scaffold.update import plan_update, read_answers, read_base, render_files, staging_columns
 
     answers = read_answers(project)
     base = read_base(project)
@@ -90,7 +90,7 @@ def update_package(project: Path, database_url: str | None, *, name: str | None,
             "Nothing was written: these hand edits overlap what the update changes. Resolve them (or commit and "
             "move the edit aside), then rerun:\n  " + "\n  ".join(plan.conflicts)
         )
-    from oso_dagster.update import apply_plan
+    from oso_dagster.scaffold.update import apply_plan
 
     apply_plan(project, plan, new)
     click.echo(f"Updated {project} (template {answers.get('template_version')} -> "
@@ -139,7 +139,7 @@ def _new_version(files: dict[str, str]) -> str:
 
 def _report(source: str, recorded: dict[str, Any], specs: list[TableSpec], before: dict[str, list[str]],
             after: dict[str, list[str]], plan: Any, exclude: list[str]) -> None:
-    from oso_dagster.introspect import apply_excludes
+    from oso_dagster.scaffold.introspect import apply_excludes
 
     names = {t.name for t in specs}
     added = [t.name for t in specs if t.name not in recorded]

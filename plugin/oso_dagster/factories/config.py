@@ -10,6 +10,7 @@ from dlt.extract.incremental import Incremental
 
 from oso_dagster.errors import ConfigurationError
 from oso_dagster.naming import check_source_name, warehouse_name
+from oso_dagster.utils.secrets import SecretReference
 
 Backend = Literal["auto", "connectorx", "pyarrow", "pandas", "sqlalchemy"]
 WriteDisposition = Literal["merge", "replace", "append"]
@@ -140,6 +141,16 @@ class SourceOptions:
 
     def pool_for(self, name: str) -> str:
         return self.pool or f"oso_source_{name}"
+
+
+@dataclass(frozen=True)
+class SqlSource:
+    """Everything ``sql_assets`` was told about one database; what discovery and the CLIs read."""
+
+    name: str
+    secret: SecretReference
+    tables: tuple[TableConfig, ...]
+    options: SourceOptions
 
 
 def parse_tables(name: str, tables: Sequence[Mapping[str, Any]], options: SourceOptions) -> list[TableConfig]:

@@ -1,40 +1,35 @@
 """``sql_assets``: a SQL database's tables as one Dagster multi-asset, replicated by dlt's ``sql_database``.
 
 Definition time only builds specs from the configuration: no secret is resolved and no database is
-touched until a run starts (see :mod:`oso_dagster.replication`).
+touched until a run starts (see :mod:`oso_dagster.run.replicate`).
 """
 
 
-import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, Backoff, Jitter, RetryPolicy, multi_asset
 
 from oso_dagster.errors import ConfigurationError
-from oso_dagster.factories.config import SourceOptions, TableConfig, parse_tables
+from oso_dagster.factories.config import SourceOptions, SqlSource, parse_tables
 from oso_dagster.factories.translator import table_asset_spec
 from oso_dagster.settings import Settings
 from oso_dagster.utils.secrets import SecretReference
 
-
-@dataclass(frozen=True)
-class SqlSource:
-    """Everything ``sql_assets`` was told about one database; what discovery and the CLIs read."""
-
-    name: str
-    secret: SecretReference
-    tables: tuple[TableConfig, ...]
-    options: SourceOptions
-
-
-_SOURCES: weakref.WeakKeyDictionary[AssetsDefinition, SqlSource] = weakref.WeakKeyDictionary()
+SOURCE_METADATA_KEY = "oso/sql_source"
 
 
 def source_of(assets_def: AssetsDefinition) -> SqlSource | None:
-    """The :class:`SqlSource` behind an ``AssetsDefinition`` made by :func:`sql_assets`, else ``None``."""
-    return _SOURCES.get(assets_def)
+    """The :class:`SqlSource` behind an ``AssetsDefinition`` made by :func:`sql_assets`, else ``None``.
+
+    It travels in the specs' metadata (as dagster-dlt carries its source), so it survives
+    ``with_attributes`` and any other copy Dagster makes of the definition.
+    """
+    for spec in assets_def.specs:
+        found = spec.metadata.get(SOURCE_METADATA_KEY)
+        if isinstance(found, SqlSource):
+            return found
+    return None
 
 
 def sql_assets(
@@ -75,7 +70,8 @@ def sql_assets(
     source = SqlSource(name=name, secret=secret_ref, tables=tuple(configs), options=source_options)
     destination = Settings.from_env().destination
     secret_label = f"{secret_ref.group_name}/{secret_ref.key}"
-    specs = [table_asset_spec(name, config, destination, secret_label) for config in configs]
+    specs = [table_asset_spec(name, config, destination, secret_label).merge_attributes(
+        metadata={SOURCE_METADATA_KEY: source}) for config in configs]
 
     @multi_asset(
         name=f"replicate_{name}",
@@ -95,9 +91,8 @@ def sql_assets(
         else None,
     )
     def _replicate(context: AssetExecutionContext):  # type: ignore[no-untyped-def]
-        from oso_dagster.replication import replicate  # heavy imports happen in the run, not at load
+        from oso_dagster.run.replicate import replicate  # heavy imports happen in the run, not at load
 
         yield from replicate(context, source)
 
-    _SOURCES[_replicate] = source
     return _replicate

@@ -15,10 +15,8 @@ from dlt.common.schema import Schema
 from dlt.sources.sql_database import sql_table
 from sqlalchemy.engine import Engine
 
-from oso_dagster import type_mapping, value_checks
+from oso_dagster import type_mapping
 from oso_dagster.database import reflect_table
-from oso_dagster.destinations import DUCKDB_TYPE_HINT
-from oso_dagster.duckdb_direct import ARROW_BACKENDS
 from oso_dagster.errors import (
     ConfigurationError,
     OsoDagsterError,
@@ -28,6 +26,9 @@ from oso_dagster.errors import (
 )
 from oso_dagster.factories.config import TableConfig
 from oso_dagster.naming import NAMING_MODULE
+from oso_dagster.run import value_checks
+from oso_dagster.run.load_duckdb import ARROW_BACKENDS
+from oso_dagster.warehouse.destinations import DUCKDB_TYPE_HINT
 
 
 @dataclass(frozen=True)

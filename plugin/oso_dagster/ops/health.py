@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 from dagster import AssetCheckKey
 
-from oso_dagster.asset_checks import ROW_COUNT_CHECK
-from oso_dagster.factories.sql import SqlSource
+from oso_dagster.factories.config import SqlSource
 from oso_dagster.factories.translator import asset_key
+from oso_dagster.location.asset_checks import ROW_COUNT_CHECK
 
 FRESHNESS_CHECK = "freshness_check"
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from oso_dagster import catalog
 from oso_dagster.database import check_connection, create_source_engine, describe, list_tables, reflect_table
 from oso_dagster.errors import TemplateError
 from oso_dagster.naming import warehouse_name
-from oso_dagster.template import ColumnSpec, TableSpec
+from oso_dagster.scaffold import catalog
+from oso_dagster.scaffold.answers import ColumnSpec, TableSpec
 
 # Warehouse spellings of column names, best first. Tier 1 tracks updates; tier 2 only inserts.
 UPDATE_NAMES = (
@@ -73,7 +73,7 @@ def _indexed_columns(table: sa.Table) -> set[str]:
 def choose_cursor(table: sa.Table, maintained: dict[str, str] | None = None) -> tuple[str | None, str]:
     """The incremental cursor for ``table`` and the evidence for it, or ``None`` and why the table stays full refresh.
 
-    ``maintained`` holds the columns the database itself sets on every update (see :mod:`oso_dagster.catalog`);
+    ``maintained`` holds the columns the database itself sets on every update (see :mod:`oso_dagster.scaffold.catalog`);
     they beat a column that is only named like an update time, which the application has to remember to set.
     """
     if not table.primary_key.columns:

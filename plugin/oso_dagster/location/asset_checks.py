@@ -24,8 +24,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from oso_dagster.factories.config import TableConfig
-from oso_dagster.factories.sql import SqlSource
+from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.factories.translator import asset_key
 
 ROW_COUNT_CHECK = "row_count_matches_source"
@@ -83,9 +82,9 @@ def row_count_checks(source: SqlSource) -> AssetChecksDefinition | None:
 
 def _compare_counts(source: SqlSource, tables: Sequence[TableConfig]) -> Iterator[AssetCheckResult]:
     from oso_dagster.database import create_source_engine, database_error, reflect_table
-    from oso_dagster.destinations import make_pipeline, warehouse_write_lock
     from oso_dagster.settings import Settings
     from oso_dagster.utils.secrets import resolver_from_settings
+    from oso_dagster.warehouse.destinations import make_pipeline, warehouse_write_lock
 
     settings = Settings.from_env()
     engine = create_source_engine(resolver_from_settings(settings).resolve(source.secret).reveal())

@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 from filelock import FileLock
 
-from oso_dagster.entry_points import DbtPackage
 from oso_dagster.errors import DbtProjectError
+from oso_dagster.location.entry_points import DbtPackage
 from oso_dagster.settings import Settings
 
 PROJECT_NAME = "oso_warehouse"
@@ -71,7 +71,7 @@ def fingerprint(settings: Settings, packages: Sequence[DbtPackage]) -> str:
 def profiles(settings: Settings) -> dict[str, Any]:
     """The dbt profile, selected by the same ``OSO_DESTINATION`` as replication."""
     if settings.destination == "bigquery":
-        from oso_dagster.bigquery import bigquery_profile_output
+        from oso_dagster.warehouse.bigquery import bigquery_profile_output
 
         output = bigquery_profile_output(settings, f"{settings.dataset_prefix}{STAGING_SCHEMA}")
         return {PROFILE_NAME: {"target": "bigquery", "outputs": {"bigquery": output}}}
@@ -223,8 +223,8 @@ class ManifestJob:
     """The umbrella project's manifest: already current, or being parsed by ``dbt parse`` in the background.
 
     Started before the rest of the code location imports, so dbt's start-up and parse overlap with them. When
-    the parse fails, the packages whose models break it are found and left out (:mod:`oso_dagster.dbt_isolation`);
-    the outcome is cached under the same fingerprint as the manifest.
+    the parse fails, the packages whose models break it are found and left out
+    (:mod:`oso_dagster.location.dbt_isolation`); the outcome is cached under the same fingerprint as the manifest.
     """
 
     def __init__(self, staging: Staging | None, process: subprocess.Popen[str] | None = None,
@@ -248,7 +248,7 @@ class ManifestJob:
             project_dir = manifest.parent.parent
             packages, broken = self._packages, list(self._broken)
             if self._process.returncode != 0 or not manifest.is_file():
-                from oso_dagster.dbt_isolation import isolate
+                from oso_dagster.location.dbt_isolation import isolate
 
                 assert self._settings is not None
                 packages, found = isolate(project_dir, self._settings, packages, output or "")

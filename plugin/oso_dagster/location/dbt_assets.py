@@ -9,9 +9,9 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetsDefinition
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from oso_dagster.dbt_project import dbt_env, dbt_executable, source_group_names
-from oso_dagster.destinations import warehouse_write_lock
+from oso_dagster.location.dbt_project import dbt_env, dbt_executable, source_group_names
 from oso_dagster.settings import Settings
+from oso_dagster.warehouse.destinations import warehouse_write_lock
 
 DBT_RESOURCE_KEY = "dbt"
 

@@ -22,21 +22,20 @@ from dlt.common.schema.exceptions import DataValidationError
 from dlt.extract.exceptions import ResourceExtractionError
 from sqlalchemy.engine import Engine
 
-from oso_dagster import duckdb_direct
 from oso_dagster.database import TRANSIENT_HINTS, create_source_engine, database_error, describe
-from oso_dagster.deletes import reconcile_deletes
-from oso_dagster.destinations import make_pipeline, warehouse_write_lock, writer_settings
-from oso_dagster.duckdb_direct import loads_directly
 from oso_dagster.errors import OsoDagsterError, SourceDatabaseError, TransientSourceError
-from oso_dagster.factories.config import TableConfig
-from oso_dagster.factories.sql import SqlSource
+from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.factories.translator import OsoDltTranslator, asset_key, table_asset_spec
 from oso_dagster.naming import NAMING_MODULE
-from oso_dagster.schema_changes import schema_change_message
+from oso_dagster.run import load_duckdb
+from oso_dagster.run.deletes import reconcile_deletes
+from oso_dagster.run.load_duckdb import loads_directly
+from oso_dagster.run.schema_changes import schema_change_message
+from oso_dagster.run.table_reader import TablePlan, build_dlt_source, explain_read_error, plan_tables, table_resource
 from oso_dagster.settings import Settings
-from oso_dagster.table_reader import TablePlan, build_dlt_source, explain_read_error, plan_tables, table_resource
 from oso_dagster.utils.redact import scrub
 from oso_dagster.utils.secrets import resolver_from_settings
+from oso_dagster.warehouse.destinations import make_pipeline, warehouse_write_lock, writer_settings
 
 
 class ReplicationError(OsoDagsterError):
@@ -198,7 +197,7 @@ def _load_direct_tables(
 ) -> Iterator[MaterializeResult]:
     """Load each table directly, ``concurrency`` at a time; a failed table (added to ``errors``) does not
     stop the others."""
-    duckdb_direct.ensure_dataset(pipeline)
+    load_duckdb.ensure_dataset(pipeline)
     workers = min(source.options.concurrency, len(plans))
     if workers == 1:
         for plan in plans:
@@ -227,12 +226,12 @@ def _load_direct_in_threads(
 def _load_direct(
     context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, source_name: str, plan: TablePlan
 ) -> MaterializeResult:
-    """A full refresh streamed straight into DuckDB and swapped in (see :mod:`oso_dagster.duckdb_direct`)."""
+    """A full refresh streamed straight into DuckDB and swapped in (see :mod:`oso_dagster.run.load_duckdb`)."""
     name = plan.config.qualified_name
     started_at = datetime.now(UTC)
     context.log.info(f"{name}: streaming into DuckDB, replacing the table in one transaction")
     with _explaining_read_errors(engine, [plan]):
-        load = duckdb_direct.load_table(
+        load = load_duckdb.load_table(
             pipeline,
             table_resource(engine, plan),
             plan.config.landing_name,

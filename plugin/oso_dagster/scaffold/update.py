@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from oso_dagster.errors import TemplateError
-from oso_dagster.template import ANSWERS_FILE, BASE_DIR, SourceSpec, edited_since_render, generate, staging_dir
+from oso_dagster.scaffold.answers import ANSWERS_FILE, BASE_DIR, SourceSpec
+from oso_dagster.scaffold.render import edited_since_render, generate, staging_dir
 
 
 def render_files(spec: SourceSpec) -> dict[str, str]:

@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from oso_dagster.dbt_project import BrokenDbtPackage, dbt_error, dbt_project_name, parse_failed, parse_now
-from oso_dagster.entry_points import DbtPackage
+from oso_dagster.location.dbt_project import BrokenDbtPackage, dbt_error, dbt_project_name, parse_failed, parse_now
+from oso_dagster.location.entry_points import DbtPackage
 from oso_dagster.settings import Settings
 
 

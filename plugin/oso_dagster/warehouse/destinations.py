@@ -23,7 +23,7 @@ def pipeline_name(source_name: str) -> str:
 
 def make_destination(settings: Settings) -> Destination:
     if settings.destination == "bigquery":
-        from oso_dagster.bigquery import bigquery_destination
+        from oso_dagster.warehouse.bigquery import bigquery_destination
 
         return bigquery_destination(settings)
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)

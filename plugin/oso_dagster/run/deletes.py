@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from oso_dagster import type_mapping
 from oso_dagster.factories.config import TableConfig
-from oso_dagster.table_reader import SCHEMA_CONTRACT, TablePlan
+from oso_dagster.run.table_reader import SCHEMA_CONTRACT, TablePlan
 
 
 def _keys_table(config: TableConfig) -> str:

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from dagster import AssetsDefinition
 
-from oso_dagster.entry_points import ENTRY_POINT_GROUP, dbt_dir_of, installed_entry_points
 from oso_dagster.errors import ConfigurationError, SourcePackageError
-from oso_dagster.factories.sql import SqlSource, source_of
+from oso_dagster.factories.config import SqlSource
+from oso_dagster.factories.sql import source_of
+from oso_dagster.location.entry_points import ENTRY_POINT_GROUP, dbt_dir_of, installed_entry_points
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ from sqlalchemy.engine import Engine
 
 from oso_dagster.database import check_connection, create_source_engine, describe, reflect_table
 from oso_dagster.errors import OsoDagsterError
-from oso_dagster.factories.config import TableConfig
-from oso_dagster.factories.sql import SqlSource
+from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.settings import Settings
 from oso_dagster.utils.redact import scrub
 from oso_dagster.utils.secrets import resolver_from_settings
