@@ -54,3 +54,19 @@ def check_source_name(name: object) -> str:
 def staging_model_name(source_name: str, table: str) -> str:
     """dbt Labs' staging convention: ``stg_<source>__<table>``."""
     return f"stg_{source_name}__{warehouse_name(table)}"
+
+
+def mode_label(cursor: str | None, *, markdown: bool = False) -> str:
+    """How a table is loaded, in words: ``incremental on 'updated_at'`` or ``full refresh``.
+
+    The one wording of the CLIs, the logs, pre-flight and the asset descriptions (``markdown`` quotes the
+    column as code).
+    """
+    if not cursor:
+        return "full refresh"
+    return f"incremental on `{cursor}`" if markdown else f"incremental on {cursor!r}"
+
+
+def quote_identifier(identifier: str) -> str:
+    """A double-quoted SQL identifier (PostgreSQL, DuckDB, SQLite), embedded quotes doubled."""
+    return '"' + identifier.replace('"', '""') + '"'

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +45,14 @@ class Settings:
     """``OSO_DATASET_PREFIX``: prefix for every source's dataset/schema name. Default empty."""
     schedules_running: bool = False
     """``OSO_SCHEDULES``: ``running`` starts every source's schedule by default; default ``stopped``."""
+    on_broken_source: Literal["fail", "warn"] = "fail"
+    """``OSO_ON_BROKEN_SOURCE``: ``warn`` serves the good source packages when one cannot load; default ``fail``."""
+    bigquery_api_endpoint: str | None = None
+    """``OSO_BIGQUERY_API_ENDPOINT``: a BigQuery-compatible endpoint instead of Google's (the tests' emulator)."""
+    bigquery_token: str | None = field(default=None, repr=False)
+    """``OSO_BIGQUERY_TOKEN``: a static OAuth token (needs ``OSO_BIGQUERY_PROJECT``); never printed."""
+    dagster_home: Path | None = None
+    """``DAGSTER_HOME`` (Dagster's own setting): where ``oso-sources list`` reads each table's health."""
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -74,6 +82,10 @@ class Settings:
             bigquery_keyfile=Path(keyfile).expanduser().absolute() if keyfile else None,
             dataset_prefix=env.get("OSO_DATASET_PREFIX") or "",
             schedules_running=_schedules_running(env.get("OSO_SCHEDULES")),
+            on_broken_source=_on_broken_source(env.get("OSO_ON_BROKEN_SOURCE")),
+            bigquery_api_endpoint=(env.get("OSO_BIGQUERY_API_ENDPOINT") or "").strip().rstrip("/") or None,
+            bigquery_token=env.get("OSO_BIGQUERY_TOKEN") or None,
+            dagster_home=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )
 
     def dataset_name(self, source_name: str) -> str:
@@ -94,6 +106,13 @@ def _schedules_running(value: str | None) -> bool:
     if value not in ("running", "stopped"):
         raise ConfigurationError(f"OSO_SCHEDULES={value!r} is not supported: use 'running' or 'stopped'.")
     return value == "running"
+
+
+def _on_broken_source(value: str | None) -> Literal["fail", "warn"]:
+    mode = (value or "fail").strip().lower()
+    if mode not in ("fail", "warn"):
+        raise ConfigurationError(f"OSO_ON_BROKEN_SOURCE={mode!r} is not supported: use 'fail' or 'warn'.")
+    return "warn" if mode == "warn" else "fail"
 
 
 def distribution_key(name: str) -> str:

@@ -41,7 +41,7 @@ def test_list_shows_tables_cursors_and_versions(tmp_path: Path) -> None:
     result = _cli(env_with(site), tmp_path, "list")
     assert result.returncode == 0, result.stderr
     assert "shop" in result.stdout and "oso-source-shop 0.0.1" in result.stdout
-    assert "incremental on updated_at" in result.stdout and "full refresh" in result.stdout
+    assert "incremental on 'updated_at'" in result.stdout and "full refresh" in result.stdout
 
 
 

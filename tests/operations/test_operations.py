@@ -60,7 +60,7 @@ def test_row_count_check_fails_on_unreplicated_rows_and_passes_after_sync(
     monkeypatch.setenv("DAGSTER__LITE__DB", sqlite_url)
     assets = sql_assets("lite", SecretReference(group_name="lite", key="db"), [{"table": "users"}],
                         row_count_tolerance=0.0)
-    counts = row_count_checks(source_of(assets))
+    counts = row_count_checks(source_of(assets), Settings.from_env())
     fresh = freshness_checks(source_of(assets))
     instance = dagster.DagsterInstance.ephemeral()
 

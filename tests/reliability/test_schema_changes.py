@@ -3,9 +3,12 @@ type change that cannot be applied in place fails clearly (never a silent varian
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from dlt.sources import incremental
@@ -16,6 +19,11 @@ from reliability.helpers import src, wh, wh_columns
 pytestmark = pytest.mark.postgres
 
 TABLES = [{"table": "t", "incremental": incremental("seq")}, {"table": "f"}]
+
+
+def _cli_env() -> dict[str, str]:
+    """This environment, with the test venv's commands on PATH as a user's activated venv has them."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def _run_ok() -> None:
@@ -72,7 +80,7 @@ def test_incompatible_type_change_fails_clearly_then_reset_reloads(
     # the way out the message gives, run exactly as printed: the next run reloads the table with its new type
     printed = re.search(r"`(oso-sources reset-table [^`]+)`", text)
     assert printed, text[:2000]
-    done = subprocess.run(shlex.split(printed.group(1)), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(shlex.split(printed.group(1)), capture_output=True, text=True, timeout=300, env=_cli_env())
     assert done.returncode == 0, done.stderr
     assert "sc.t" in done.stdout
     _run_ok()
@@ -86,7 +94,8 @@ def test_reset_table_refuses_a_table_the_warehouse_does_not_hold(pg_url: str, mo
     src(pg_url, "CREATE TABLE f (id int PRIMARY KEY)")
     src(pg_url, "INSERT INTO t VALUES (1, 1)")
     _run_ok()
-    done = subprocess.run(["oso-sources", "reset-table", "sc", "nope"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(["oso-sources", "reset-table", "sc", "nope"], capture_output=True, text=True, timeout=300,
+                          env=_cli_env())
     assert done.returncode == 1
     assert "holds no table 'nope' of source 'sc'" in done.stderr and "Traceback" not in done.stderr
     assert wh("SELECT id FROM sc.t") == [(1,)]  # nothing else was touched

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 from oso_dagster.settings import Settings
-from oso_dagster.warehouse.destinations import make_pipeline, writer_settings
+from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline
 
 
 def _rendered(limit: str) -> str:
@@ -17,7 +17,7 @@ def _rendered(limit: str) -> str:
 
 def _limit_in_a_run() -> str:
     settings = Settings.from_env()
-    with writer_settings(settings):
+    with dlt_environment(settings):
         pipeline = make_pipeline(settings, "capped")
         with pipeline.sql_client() as client:  # the connection both the dlt load and the direct load use
             return client.execute_sql("SELECT current_setting('memory_limit')")[0][0]

@@ -10,7 +10,7 @@ from oso_dagster.errors import ConfigurationError, OsoDagsterError
 from oso_dagster.location.dbt_project import BrokenDbtPackage, start
 from oso_dagster.location.discovery import discover
 from oso_dagster.location.entry_points import installed_dbt_packages, same_distribution
-from oso_dagster.naming import warehouse_name
+from oso_dagster.naming import mode_label, warehouse_name
 from oso_dagster.ops.health import instance_available, source_health
 from oso_dagster.ops.preflight import check_source
 from oso_dagster.ops.reset import reset_table
@@ -41,8 +41,9 @@ def list_sources() -> None:
     listed with the reason).
     """
     try:
+        settings = Settings.from_env()
         found = discover(on_broken="warn")
-        left_out = staging_left_out()
+        left_out = staging_left_out(settings)
     except OsoDagsterError as exc:
         raise click.ClickException(str(exc)) from None
     if not found.packages and not found.errors:
@@ -52,10 +53,10 @@ def list_sources() -> None:
             broken = any(same_distribution(b.distribution, package.distribution) for b in left_out)
             models = "BROKEN" if broken else "yes" if package.dbt_dir else "no"
             click.echo(f"{source.name}  ({package.distribution} {package.version}; dbt models: {models}; "
-                       f"secret {source.secret.group_name}/{source.secret.key})")
-            health = source_health(source) if instance_available() else {}
+                       f"secret {source.secret.label})")
+            health = source_health(source) if instance_available(settings) else {}
             for table in source.tables:
-                mode = f"incremental on {table.cursor_column}" if table.cursor_column else "full refresh"
+                mode = mode_label(table.cursor_column)
                 line = f"  {table.qualified_name:<32} -> {source.name}.{table.landing_name:<28} {mode:<28}"
                 state = health.get(table.landing_name)
                 if state is not None:
@@ -70,9 +71,9 @@ def list_sources() -> None:
         sys.exit(1)
 
 
-def staging_left_out() -> tuple[BrokenDbtPackage, ...]:
+def staging_left_out(settings: Settings) -> tuple[BrokenDbtPackage, ...]:
     """Packages whose staging models the code location leaves out (the cached parse, or a fresh one)."""
-    staging = start(Settings.from_env(), installed_dbt_packages()).result()
+    staging = start(settings, installed_dbt_packages()).result()
     return staging.broken if staging is not None else ()
 
 

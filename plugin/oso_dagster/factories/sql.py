@@ -5,13 +5,15 @@ touched until a run starts (see :mod:`oso_dagster.run.replicate`).
 """
 
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetsDefinition, Backoff, Jitter, RetryPolicy, multi_asset
+from dagster import AssetExecutionContext, AssetsDefinition, Backoff, BetaWarning, Jitter, RetryPolicy, multi_asset
 
 from oso_dagster.errors import ConfigurationError
 from oso_dagster.factories.config import SourceOptions, SqlSource, parse_tables
+from oso_dagster.factories.resources import SETTINGS_RESOURCE_KEY, settings_resource
 from oso_dagster.factories.translator import table_asset_spec
 from oso_dagster.settings import Settings
 from oso_dagster.utils.secrets import SecretReference
@@ -69,30 +71,34 @@ def sql_assets(
     configs = parse_tables(name, tables, source_options)
     source = SqlSource(name=name, secret=secret_ref, tables=tuple(configs), options=source_options)
     destination = Settings.from_env().destination
-    secret_label = f"{secret_ref.group_name}/{secret_ref.key}"
-    specs = [table_asset_spec(name, config, destination, secret_label).merge_attributes(
+    specs = [table_asset_spec(name, config, destination, secret_ref.label).merge_attributes(
         metadata={SOURCE_METADATA_KEY: source}) for config in configs]
 
-    @multi_asset(
-        name=f"replicate_{name}",
-        specs=specs,
-        can_subset=True,
-        pool=source_options.pool_for(name),
-        description=source_options.description or f"Replicate source `{name}` with dlt.",
-        # Transient source errors (connection refused/reset, timeouts) are retried with backoff;
-        # permanent ones (login refused, missing table, bad configuration) fail at once.
-        retry_policy=RetryPolicy(
-            max_retries=source_options.retries,
-            delay=source_options.retry_delay_s,
-            backoff=Backoff.EXPONENTIAL,
-            jitter=Jitter.PLUS_MINUS,
+    with warnings.catch_warnings():  # resource_defs is "beta"; Dagster is pinned exactly (pyproject.toml)
+        warnings.simplefilter("ignore", BetaWarning)
+        decorate = multi_asset(
+            name=f"replicate_{name}",
+            specs=specs,
+            can_subset=True,
+            pool=source_options.pool_for(name),
+            resource_defs={SETTINGS_RESOURCE_KEY: settings_resource},
+            description=source_options.description or f"Replicate source `{name}` with dlt.",
+            # Transient source errors (connection refused/reset, timeouts) are retried with backoff;
+            # permanent ones (login refused, missing table, bad configuration) fail at once.
+            retry_policy=RetryPolicy(
+                max_retries=source_options.retries,
+                delay=source_options.retry_delay_s,
+                backoff=Backoff.EXPONENTIAL,
+                jitter=Jitter.PLUS_MINUS,
+            )
+            if source_options.retries
+            else None,
         )
-        if source_options.retries
-        else None,
-    )
+
+    @decorate
     def _replicate(context: AssetExecutionContext):  # type: ignore[no-untyped-def]
         from oso_dagster.run.replicate import replicate  # heavy imports happen in the run, not at load
 
-        yield from replicate(context, source)
+        yield from replicate(context, source, getattr(context.resources, SETTINGS_RESOURCE_KEY))
 
     return _replicate

@@ -9,6 +9,7 @@ from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from oso_dagster.factories.config import TableConfig
+from oso_dagster.naming import mode_label
 
 META_SOURCE_TABLE = "oso/source_table"
 META_CURSOR = "oso/cursor"
@@ -22,7 +23,7 @@ def asset_key(source_name: str, config: TableConfig) -> AssetKey:
 
 
 def table_asset_spec(source_name: str, config: TableConfig, destination: str, secret_label: str) -> AssetSpec:
-    mode = f"incremental on `{config.cursor_column}`" if config.incremental is not None else "full refresh"
+    mode = mode_label(config.cursor_column, markdown=True)
     metadata: dict[str, str] = {
         META_SOURCE_TABLE: config.qualified_name,
         META_WRITE_DISPOSITION: config.write_disposition,

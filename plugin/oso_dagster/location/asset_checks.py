@@ -26,6 +26,7 @@ from dagster import (
 
 from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.factories.translator import asset_key
+from oso_dagster.settings import Settings
 
 ROW_COUNT_CHECK = "row_count_matches_source"
 STAGING_CHECK = "staging_models_parse"
@@ -57,8 +58,11 @@ def freshness_sensor(checks: Sequence[AssetChecksDefinition]) -> SensorDefinitio
         return build_sensor_for_freshness_checks(freshness_checks=list(checks), name="oso_freshness_checks")
 
 
-def row_count_checks(source: SqlSource) -> AssetChecksDefinition | None:
-    """Source ``count(*)`` vs warehouse ``count(*)`` for each full-refresh table, within its tolerance."""
+def row_count_checks(source: SqlSource, settings: Settings) -> AssetChecksDefinition | None:
+    """Source ``count(*)`` vs warehouse ``count(*)`` for each full-refresh table, within its tolerance.
+
+    ``settings`` are the code location's, read once when it loaded (in the run's own process too).
+    """
     tables = [t for t in source.tables if t.write_disposition == "replace"]
     if not tables:
         return None
@@ -75,19 +79,28 @@ def row_count_checks(source: SqlSource) -> AssetChecksDefinition | None:
     @multi_asset_check(specs=specs, name=f"{source.name}_row_counts", can_subset=True)
     def _row_counts(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
         selected = [by_key[check_key.asset_key] for check_key in context.selected_asset_check_keys]
-        yield from _compare_counts(source, selected)
+        yield from _compare_counts(source, selected, settings)
 
     return _row_counts
 
 
-def _compare_counts(source: SqlSource, tables: Sequence[TableConfig]) -> Iterator[AssetCheckResult]:
-    from oso_dagster.database import create_source_engine, database_error, reflect_table
-    from oso_dagster.settings import Settings
-    from oso_dagster.utils.secrets import resolver_from_settings
-    from oso_dagster.warehouse.destinations import make_pipeline, warehouse_write_lock
+def _compare_counts(source: SqlSource, tables: Sequence[TableConfig], settings: Settings) -> Iterator[AssetCheckResult]:
+    from oso_dagster.run.failures import reported_as_failure
 
-    settings = Settings.from_env()
-    engine = create_source_engine(resolver_from_settings(settings).resolve(source.secret).reveal())
+    secrets: list[str] = []
+    with reported_as_failure(f"Counting the rows of source {source.name!r}", secrets):
+        yield from _count_and_compare(source, tables, settings, secrets)
+
+
+def _count_and_compare(
+    source: SqlSource, tables: Sequence[TableConfig], settings: Settings, secrets: list[str]
+) -> Iterator[AssetCheckResult]:
+    from oso_dagster.database import create_source_engine, database_error, reflect_table
+    from oso_dagster.utils.secrets import resolver_from_settings
+    from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline, warehouse_write_lock
+
+    secrets.append(resolver_from_settings(settings).resolve(source.secret).reveal())
+    engine = create_source_engine(secrets[0])
     try:
         source_counts: dict[str, int] = {}
         with engine.connect() as conn:
@@ -102,7 +115,7 @@ def _compare_counts(source: SqlSource, tables: Sequence[TableConfig]) -> Iterato
         engine.dispose()
     warehouse_counts: dict[str, int | None] = {}
     pipeline = make_pipeline(settings, source.name)
-    with warehouse_write_lock(settings), pipeline.sql_client() as client:
+    with warehouse_write_lock(settings), dlt_environment(settings), pipeline.sql_client() as client:
         for table in tables:
             name = client.make_qualified_table_name(table.landing_name)
             try:

@@ -29,7 +29,7 @@ class OsoDbtTranslator(DagsterDbtTranslator):
         )
 
 
-def build_staging_assets(manifest: Path) -> list[AssetsDefinition]:
+def build_staging_assets(manifest: Path, settings: Settings) -> list[AssetsDefinition]:
     """One dagster-dbt multi-asset per source package, named ``stage_<source>``.
 
     Each step then waits only for its own source's replication: a source that fails skips its own staging
@@ -46,7 +46,7 @@ def build_staging_assets(manifest: Path) -> list[AssetsDefinition]:
         if name in used:  # two packages staging the same source: fall back to the unique package name
             name = f"stage_{package}"
         used.add(name)
-        assets.append(_package_assets(package_manifest(data, package), package, name, translator))
+        assets.append(_package_assets(package_manifest(data, package), package, name, translator, settings))
     return assets
 
 
@@ -79,11 +79,12 @@ def packages_with_models(manifest: Mapping[str, Any]) -> list[str]:
 
 
 def _package_assets(manifest: Mapping[str, Any], package: str, name: str,
-                    translator: DagsterDbtTranslator) -> AssetsDefinition:
+                    translator: DagsterDbtTranslator, settings: Settings) -> AssetsDefinition:
     @dbt_assets(manifest=manifest, select=f"package:{package}", name=name, dagster_dbt_translator=translator)
     def _staging(context: AssetExecutionContext, dbt: DbtCliResource):  # type: ignore[no-untyped-def]
-        # dbt-duckdb writes the same file as replication: take the same lock.
-        with warehouse_write_lock(Settings.from_env()):
+        # dbt-duckdb writes the same file as replication: take the same lock. ``settings`` are the code
+        # location's, read once when it loaded (in the run's own process too).
+        with warehouse_write_lock(settings):
             yield from dbt.cli(["build"], context=context).stream()
 
     return _staging

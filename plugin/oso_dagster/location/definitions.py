@@ -47,14 +47,14 @@ def build_definitions(
     assets = [a for package in discovery.packages for a in package.assets]
     sources = [s for package in discovery.packages for s in package.sources]
     fresh = [check for source in sources for check in freshness_checks(source)]
-    counts = [check for source in sources if (check := row_count_checks(source)) is not None]
+    counts = [check for source in sources if (check := row_count_checks(source, settings)) is not None]
     sensor = freshness_sensor(fresh)
-    resources = {}
+    resources: dict[str, object] = {}
     left_out: list[AssetChecksDefinition] = []
     job = manifest_job or dbt_project.start(settings, discovery.packages)
     staging = job.result()
     if staging is not None:
-        assets.extend(build_staging_assets(staging.manifest))
+        assets.extend(build_staging_assets(staging.manifest, settings))
         resources[DBT_RESOURCE_KEY] = dbt_resource(settings.dbt_dir)
         left_out = _report_left_out(staging.broken, discovery)
     # DuckDB takes one writer per file, so local runs execute their steps one after another in one

@@ -9,7 +9,6 @@ assets never vanish silently; ``OSO_ON_BROKEN_SOURCE=warn`` keeps the good ones 
 
 from __future__ import annotations
 
-import os
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,10 +17,11 @@ from pathlib import Path
 
 from dagster import AssetsDefinition
 
-from oso_dagster.errors import ConfigurationError, SourcePackageError
+from oso_dagster.errors import SourcePackageError
 from oso_dagster.factories.config import SqlSource
 from oso_dagster.factories.sql import source_of
 from oso_dagster.location.entry_points import ENTRY_POINT_GROUP, dbt_dir_of, installed_entry_points
+from oso_dagster.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,7 @@ class Discovery:
 
 def discover(on_broken: str | None = None) -> Discovery:
     """Load every installed source package; raise on a broken one unless ``on_broken == "warn"``."""
-    mode = (on_broken or os.environ.get("OSO_ON_BROKEN_SOURCE") or "fail").lower()
-    if mode not in ("fail", "warn"):
-        raise ConfigurationError(f"OSO_ON_BROKEN_SOURCE={mode!r} is not supported: use 'fail' or 'warn'.")
+    mode = on_broken or Settings.from_env().on_broken_source
     packages: list[SourcePackage] = []
     errors: list[SourcePackageError] = []
     owners: dict[str, str] = {}

@@ -5,7 +5,6 @@ Only available when ``DAGSTER_HOME`` points at an instance; without it Dagster k
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,6 +13,7 @@ from dagster import AssetCheckKey
 from oso_dagster.factories.config import SqlSource
 from oso_dagster.factories.translator import asset_key
 from oso_dagster.location.asset_checks import ROW_COUNT_CHECK
+from oso_dagster.settings import Settings
 
 FRESHNESS_CHECK = "freshness_check"
 
@@ -25,8 +25,9 @@ class TableHealth:
     failing_checks: tuple[str, ...]
 
 
-def instance_available() -> bool:
-    return bool(os.environ.get("DAGSTER_HOME"))
+def instance_available(settings: Settings) -> bool:
+    """Whether a Dagster instance is configured (``DAGSTER_HOME``) to read health from."""
+    return settings.dagster_home is not None
 
 
 def source_health(source: SqlSource) -> dict[str, TableHealth]:

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 from oso_dagster.database import check_connection, create_source_engine, describe, reflect_table
 from oso_dagster.errors import OsoDagsterError
 from oso_dagster.factories.config import SqlSource, TableConfig
+from oso_dagster.naming import mode_label, quote_identifier
+from oso_dagster.run.table_reader import table_config_problems
 from oso_dagster.settings import Settings
 from oso_dagster.utils.redact import scrub
 from oso_dagster.utils.secrets import resolver_from_settings
@@ -37,7 +39,7 @@ def check_source(source: SqlSource, settings: Settings | None = None) -> Iterato
     except OsoDagsterError as exc:
         yield Finding("error", "secret", str(exc))
         return
-    yield Finding("ok", "secret", f"{source.secret.group_name}/{source.secret.key} resolves")
+    yield Finding("ok", "secret", f"{source.secret.label} resolves")
     try:
         engine = create_source_engine(url)
         check_connection(engine)
@@ -62,30 +64,26 @@ def _check_table(engine: Engine, config: TableConfig) -> Iterator[Finding]:
         return
     columns = {c.name for c in table.columns}
     primary_key = config.primary_key or tuple(c.name for c in table.primary_key.columns)
-    missing_pk = [c for c in (config.primary_key or ()) if c not in columns]
-    if missing_pk:
-        yield Finding("error", subject, f"primary_key column(s) {missing_pk} do not exist")
-    elif config.write_disposition == "merge" and not primary_key:
-        yield Finding("error", subject, "incremental but has no primary key: set 'primary_key' in its entry")
+    problems = table_config_problems(config, table)
+    for problem in problems:
+        yield Finding("error", subject, problem)
     cursor = config.cursor_column
-    if cursor:
-        if cursor not in columns:
-            yield Finding("error", subject, f"cursor column {cursor!r} does not exist; columns: {sorted(columns)}")
-            return
-        if not _is_indexed(engine, table, cursor):
-            yield Finding(
-                "warn",
-                subject,
-                f"cursor column {cursor!r} has no index starting with it: every incremental read scans the "
-                f"whole table. Consider CREATE INDEX ON {subject} ({cursor}).",
-            )
+    if problems:
+        return
+    if cursor and not _is_indexed(engine, table, cursor):
+        yield Finding(
+            "warn",
+            subject,
+            f"cursor column {cursor!r} has no index starting with it: every incremental read scans the "
+            f"whole table. Consider CREATE INDEX ON {subject} ({cursor}).",
+        )
     try:
         with engine.connect() as conn:
             conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).all()
     except Exception as exc:
         yield Finding("error", subject, f"cannot read rows: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         return
-    mode = f"incremental on {cursor!r}" if cursor else "full refresh"
+    mode = mode_label(cursor)
     yield Finding("ok", subject, f"readable, {len(columns)} columns, key {list(primary_key) or 'none'}, {mode}")
 
 
@@ -97,11 +95,6 @@ def _is_indexed(engine: Engine, table: sa.Table, column: str) -> bool:
     return column in leading or (bool(pk) and pk[0] == column)
 
 
-def _quote_pg(identifier: str) -> str:
-    """A PostgreSQL quoted identifier (embedded quotes doubled), for the text argument of has_table_privilege."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def _check_write_access(engine: Engine, source: SqlSource) -> Iterator[Finding]:
     """Warn when the credential could modify the source: replication needs only SELECT."""
     dialect = engine.dialect.name
@@ -110,7 +103,7 @@ def _check_write_access(engine: Engine, source: SqlSource) -> Iterator[Finding]:
         with engine.connect() as conn:
             if dialect == "postgresql":
                 for config in source.tables:
-                    name = ".".join(_quote_pg(part) for part in (config.schema, config.table) if part)
+                    name = ".".join(quote_identifier(part) for part in (config.schema, config.table) if part)
                     can = conn.execute(
                         sa.text("SELECT has_table_privilege(current_user, :t, 'INSERT,UPDATE,DELETE,TRUNCATE')"),
                         {"t": name},

@@ -11,7 +11,7 @@ from typing import Any
 from oso_dagster.errors import ConfigurationError
 from oso_dagster.naming import warehouse_name
 from oso_dagster.settings import Settings
-from oso_dagster.warehouse.destinations import make_pipeline, warehouse_write_lock
+from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline, warehouse_write_lock
 
 
 def reset_table(source_name: str, table: str, settings: Settings | None = None) -> None:
@@ -24,7 +24,7 @@ def reset_table(source_name: str, table: str, settings: Settings | None = None) 
     settings = settings or Settings.from_env()
     pipeline = make_pipeline(settings, source_name)
     landing = warehouse_name(table)
-    with warehouse_write_lock(settings):
+    with warehouse_write_lock(settings), dlt_environment(settings):
         pipeline.drop()
         pipeline.sync_destination()
         if not _in_warehouse(pipeline, landing):

@@ -22,6 +22,7 @@ from dlt.common.libs.pyarrow import get_column_type_from_py_arrow
 from dlt.common.schema import Schema
 
 from oso_dagster.errors import ConfigurationError
+from oso_dagster.naming import quote_identifier
 
 # the name the Arrow stream is registered under on the DuckDB connection, for the duration of one load
 _INCOMING = "oso_incoming_batches"
@@ -95,7 +96,7 @@ def load_table(
                     arrow_schema, counted.batches(_batches([*first], items), arrow_schema)
                 )
                 targets = ", ".join(client.escape_column_name(c["name"]) for c in columns.values())
-                sources = ", ".join(_quote(source) for source in columns)
+                sources = ", ".join(quote_identifier(source) for source in columns)
                 connection.register(_INCOMING, reader)
                 try:
                     connection.execute(f"INSERT INTO {target} ({targets}) SELECT {sources} FROM {_INCOMING}")
@@ -163,9 +164,6 @@ def _warehouse_columns(
     return columns
 
 
-def _quote(identifier: str) -> str:
-    """A column of the registered Arrow stream, by its source name (any characters)."""
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 class _Counter:

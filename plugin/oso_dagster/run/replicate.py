@@ -6,7 +6,6 @@ Kept apart from :mod:`oso_dagster.factories.sql` so that loading definitions imp
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,97 +13,37 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-import sqlalchemy as sa
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, TableColumn, TableSchema
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, TableColumn, TableSchema
 from dagster_dlt import DagsterDltResource
 from dlt.common.schema import Schema
-from dlt.common.schema.exceptions import DataValidationError
 from dlt.extract.exceptions import ResourceExtractionError
 from sqlalchemy.engine import Engine
 
-from oso_dagster.database import TRANSIENT_HINTS, create_source_engine, database_error, describe
-from oso_dagster.errors import OsoDagsterError, SourceDatabaseError, TransientSourceError
+from oso_dagster.database import create_source_engine
+from oso_dagster.errors import SourceDatabaseError
 from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.factories.translator import OsoDltTranslator, asset_key, table_asset_spec
-from oso_dagster.naming import NAMING_MODULE
+from oso_dagster.naming import NAMING_MODULE, mode_label
 from oso_dagster.run import load_duckdb
 from oso_dagster.run.deletes import reconcile_deletes
+from oso_dagster.run.failures import reported_as_failure, unwrap_dlt_error
 from oso_dagster.run.load_duckdb import loads_directly
 from oso_dagster.run.schema_changes import schema_change_message
 from oso_dagster.run.table_reader import TablePlan, build_dlt_source, explain_read_error, plan_tables, table_resource
 from oso_dagster.settings import Settings
-from oso_dagster.utils.redact import scrub
 from oso_dagster.utils.secrets import resolver_from_settings
-from oso_dagster.warehouse.destinations import make_pipeline, warehouse_write_lock, writer_settings
+from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline, warehouse_write_lock
 
 
-class ReplicationError(OsoDagsterError):
-    """An unexpected failure during replication, re-raised with secrets scrubbed from its message."""
-
-
-def replicate(context: AssetExecutionContext, source: SqlSource) -> Iterator[MaterializeResult]:
+def replicate(context: AssetExecutionContext, source: SqlSource, settings: Settings) -> Iterator[MaterializeResult]:
     """Replicate the selected tables of ``source``; failures become clear ``dagster.Failure``s."""
-    settings = Settings.from_env()
     secrets: list[str] = []
-    try:
+    with reported_as_failure(
+        f"Replicating source {source.name!r}", secrets, lambda error: schema_change_message(source, error)
+    ):
         url = resolver_from_settings(settings).resolve(source.secret).reveal()
         secrets.append(url)
         yield from _replicate(context, source, settings, url)
-    except OsoDagsterError as exc:
-        raise Failure(
-            description=scrub(str(exc), secrets),
-            allow_retries=isinstance(exc, TransientSourceError),
-        ) from None
-    except Failure:
-        raise
-    except Exception as exc:
-        error = _unwrap_dlt_error(exc)
-        if isinstance(error, DataValidationError):
-            message = scrub(schema_change_message(source, error), secrets)
-            raise Failure(description=message, allow_retries=False) from None
-        if isinstance(error, OsoDagsterError):  # ours, raised inside dlt's extraction (e.g. a value check)
-            raise Failure(
-                description=scrub(str(error), secrets), allow_retries=isinstance(error, TransientSourceError)
-            ) from None
-        error = _as_dbapi_error(error)
-        if isinstance(error, sa.exc.DBAPIError) and secrets:
-            classified = database_error(error, create_source_engine(secrets[0]), "reading rows")
-            raise Failure(
-                description=str(classified), allow_retries=isinstance(classified, TransientSourceError)
-            ) from None
-        message = scrub(f"{type(error).__name__}: {error}", secrets)
-        raise ReplicationError(f"Replicating source {source.name!r} failed: {message}").with_traceback(
-            exc.__traceback__
-        ) from None
-    except BaseException as exc:  # connectorx's Rust panics are BaseExceptions, which dlt does not wrap
-        if type(exc).__name__ != "PanicException" or not secrets:
-            raise
-        raise _panic_failure(exc, secrets[0]) from None
-
-
-def _as_dbapi_error(error: BaseException) -> BaseException:
-    """A driver's own error (psycopg raises them unwrapped from server-side cursors) as SQLAlchemy's."""
-    if isinstance(error, sa.exc.DBAPIError):
-        return error
-    if type(error).__module__.split(".")[0] not in ("psycopg", "psycopg2", "pymysql", "MySQLdb", "sqlite3"):
-        return error
-    operational = any(cls.__name__ == "OperationalError" for cls in type(error).__mro__)
-    wrapper = sa.exc.OperationalError if operational else sa.exc.DBAPIError
-    return wrapper(None, None, error)  # type: ignore[arg-type]
-
-
-def _panic_failure(exc: BaseException, url: str) -> Failure:
-    """A connectorx panic (e.g. the connection reset mid-read) as a clear Failure; retryable when transient."""
-    text = str(exc).strip()
-    message = scrub(text.splitlines()[0] if text else type(exc).__name__, [url])
-    where = describe(create_source_engine(url))
-    if any(hint in message.lower() for hint in TRANSIENT_HINTS):
-        return Failure(
-            description=f"Cannot reach {where} while reading rows: {message}. Check that the database is up and "
-            "reachable from this machine; nothing was committed for the failed tables and the run may be retried.",
-            allow_retries=True,
-        )
-    return Failure(description=f"The source database {where} failed while reading rows: {message}")
 
 
 def _replicate(
@@ -118,7 +57,7 @@ def _replicate(
     for plan in plans:
         context.log.info(
             f"{plan.config.qualified_name}: backend={plan.backend}, "
-            f"{'incremental on ' + str(plan.config.cursor_column) if plan.config.incremental else 'full refresh'}"
+            f"{mode_label(plan.config.cursor_column)}"
             f"{', lossless casts: ' + ', '.join(plan.casts) if plan.casts else ''}"
             f"{', as JSON text: ' + ', '.join(sorted(plan.json_text)) if plan.json_text else ''}"
         )
@@ -127,7 +66,7 @@ def _replicate(
     direct = [p for p in plans if _loads_directly(destination, p)]
     via_dlt = [p for p in plans if not _loads_directly(destination, p)]
     failed: list[BaseException] = []  # direct loads that failed; raised once the other tables landed
-    with warehouse_write_lock(settings), writer_settings(settings):
+    with warehouse_write_lock(settings), dlt_environment(settings, source.options.concurrency):
         if direct:
             yield from _load_direct_tables(context, pipeline, engine, source, direct, failed)
         if via_dlt:
@@ -155,11 +94,11 @@ def _load_with_dlt(
     """Run dlt's pipeline (extract, normalize, load files) for the tables that need its merge or formats."""
     destination = settings.destination
     dlt_source = build_dlt_source(source.name, engine, plans)
-    secret_label = f"{source.secret.group_name}/{source.secret.key}"
     translator = OsoDltTranslator(
-        {p.config.landing_name: table_asset_spec(source.name, p.config, destination, secret_label) for p in plans}
+        {p.config.landing_name: table_asset_spec(source.name, p.config, destination, source.secret.label)
+         for p in plans}
     )
-    with _extract_workers(source.options.concurrency), _explaining_read_errors(engine, plans):
+    with _explaining_read_errors(engine, plans):
         results = list(
             DagsterDltResource().run(
                 context=context,
@@ -280,7 +219,7 @@ def _explaining_read_errors(engine: Engine, plans: Sequence[TablePlan]) -> Itera
     except Exception as exc:
         failed = _failed_resource(exc)
         plan = next((p for p in plans if p.config.landing_name == failed), plans[0] if len(plans) == 1 else None)
-        inner = _unwrap_dlt_error(exc)
+        inner = unwrap_dlt_error(exc)
         explained = explain_read_error(inner, engine, plan) if plan is not None else inner
         if explained is inner:
             raise
@@ -295,28 +234,3 @@ def _failed_resource(exc: BaseException) -> str | None:
             return seen.pipe_name
         seen = getattr(seen, "exception", None) or seen.__cause__
     return None
-
-
-def _unwrap_dlt_error(exc: BaseException) -> BaseException:
-    """dlt wraps the real error in PipelineStepFailed/ResourceExtractionError; surface the innermost cause."""
-    seen = exc
-    while seen.__cause__ is not None or getattr(seen, "exception", None) is not None:
-        inner = getattr(seen, "exception", None) or seen.__cause__
-        if inner is None or inner is seen:
-            break
-        seen = inner
-    return seen
-
-
-@contextlib.contextmanager
-def _extract_workers(concurrency: int) -> Iterator[None]:
-    """dlt reads ``EXTRACT__WORKERS`` for how many resources it extracts at once."""
-    previous = os.environ.get("EXTRACT__WORKERS")
-    os.environ["EXTRACT__WORKERS"] = str(concurrency)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("EXTRACT__WORKERS", None)
-        else:
-            os.environ["EXTRACT__WORKERS"] = previous

@@ -68,41 +68,43 @@ def plan_tables(
     return plans, broken
 
 
+def table_config_problems(config: TableConfig, table: sa.Table) -> list[str]:
+    """What in a table's entry does not fit the reflected table: the rule both a run and ``oso-sources check``
+    apply, each message saying the fix."""
+    columns = {c.name for c in table.columns}
+    name = config.qualified_name
+    its = f"its columns are {sorted(columns)}."
+    problems = []
+    missing = [c for c in (config.primary_key or ()) if c not in columns]
+    if missing:
+        problems.append(f"Table {name!r}: primary_key column(s) {missing} do not exist; {its}")
+    if config.cursor_column and config.cursor_column not in columns:
+        problems.append(
+            f"Table {name!r}: the incremental cursor column {config.cursor_column!r} does not exist; {its}"
+        )
+    if config.soft_delete_column and config.soft_delete_column not in columns:
+        problems.append(f"Table {name!r}: soft_delete_column {config.soft_delete_column!r} does not exist; {its}")
+    unknown = sorted(set(config.columns) - columns)
+    if unknown:
+        problems.append(f"Table {name!r}: the 'columns' option names {unknown}, which do not exist; {its}")
+    primary_key = config.primary_key or tuple(c.name for c in table.primary_key.columns)
+    if config.write_disposition == "merge" and not primary_key and not missing:
+        problems.append(
+            f"Table {name!r} is incremental (merged on its primary key) but has no primary key: "
+            'add "primary_key": "<column>" (or a list of columns) to its entry in sql_assets, or set '
+            '"write_disposition": "append" to load new rows without de-duplication.'
+        )
+    return problems
+
+
 def plan_table(engine: Engine, config: TableConfig, destination: str = "duckdb") -> TablePlan:
     """Reflect the table and decide backend, casts and key; raise a clear error for what cannot work."""
     table = reflect_table(engine, config.table, config.schema)
     dialect = engine.dialect.name
-    columns = {c.name for c in table.columns}
+    problems = table_config_problems(config, table)
+    if problems:
+        raise ConfigurationError(" ".join(problems))
     primary_key = config.primary_key or tuple(c.name for c in table.primary_key.columns) or None
-    if config.primary_key:
-        missing = [c for c in config.primary_key if c not in columns]
-        if missing:
-            raise ConfigurationError(
-                f"Table {config.qualified_name!r}: primary_key column(s) {missing} do not exist; "
-                f"its columns are {sorted(columns)}."
-            )
-    if config.cursor_column and config.cursor_column not in columns:
-        raise ConfigurationError(
-            f"Table {config.qualified_name!r}: the incremental cursor column {config.cursor_column!r} does not "
-            f"exist; its columns are {sorted(columns)}."
-        )
-    if config.soft_delete_column and config.soft_delete_column not in columns:
-        raise ConfigurationError(
-            f"Table {config.qualified_name!r}: soft_delete_column {config.soft_delete_column!r} does not exist; "
-            f"its columns are {sorted(columns)}."
-        )
-    unknown = sorted(set(config.columns) - columns)
-    if unknown:
-        raise ConfigurationError(
-            f"Table {config.qualified_name!r}: the 'columns' option names {unknown}, which do not exist; "
-            f"its columns are {sorted(columns)}."
-        )
-    if config.write_disposition == "merge" and not primary_key:
-        raise ConfigurationError(
-            f"Table {config.qualified_name!r} is incremental (merged on its primary key) but has no primary key: "
-            f'add "primary_key": "<column>" (or a list of columns) to its entry in sql_assets, or set '
-            f'"write_disposition": "append" to load new rows without de-duplication.'
-        )
     casts = {
         c.name: cast for c in table.columns if (cast := type_mapping.source_cast(c.type, dialect)) is not None
     }

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from oso_dagster.errors import TemplateError
-from oso_dagster.naming import check_source_name, warehouse_name
+from oso_dagster.naming import check_source_name, mode_label, warehouse_name
 from oso_dagster.utils.secrets import SecretReference
 
 PROJECT_DIR_PREFIX = "oso-source-"
@@ -144,7 +144,7 @@ def table_summary(tables: Iterable[TableSpec]) -> list[str]:
     """One line per table for the CLI's report."""
     lines = []
     for table in tables:
-        mode = f"incremental on {table.cursor!r}" if table.cursor else "full refresh"
+        mode = mode_label(table.cursor)
         if table.view:
             mode = f"view, {mode}"
         if table.key_option and table.primary_key:

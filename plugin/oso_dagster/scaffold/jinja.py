@@ -15,7 +15,7 @@ from jinja2 import Environment
 from jinja2.ext import Extension
 
 from oso_dagster.errors import TemplateError
-from oso_dagster.naming import check_source_name, staging_model_name, warehouse_name
+from oso_dagster.naming import check_source_name, mode_label, staging_model_name, warehouse_name
 from oso_dagster.scaffold.answers import SourceSpec, TableSpec, parse_table_names
 from oso_dagster.scaffold.literals import (
     SIMPLE_IDENTIFIER,
@@ -70,7 +70,7 @@ def _render_table(source_name: str, schema: str | None, spec: TableSpec) -> dict
                 + (" Incremental cursor." if column.name == spec.cursor else ""),
             }
         )
-    mode = f"incremental on '{safe_text(spec.cursor)}'" if spec.cursor else "full refresh"
+    mode = mode_label(safe_text(spec.cursor) if spec.cursor else None)
     if spec.view:
         mode = f"view, {mode}"
     return {

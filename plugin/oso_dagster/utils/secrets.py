@@ -37,6 +37,11 @@ class SecretReference:
                 )
 
     @property
+    def label(self) -> str:
+        """``group/key``: how logs, errors and metadata name the secret (never its value)."""
+        return f"{self.group_name}/{self.key}"
+
+    @property
     def env_var(self) -> str:
         """The environment variable the ``env`` resolver reads (compatible with the original system)."""
         return f"DAGSTER__{self.group_name}__{self.key}".upper().replace("-", "_")
@@ -82,7 +87,7 @@ class EnvSecretResolver:
         value = self._environ.get(ref.env_var)
         if not value:
             raise SecretNotFoundError(
-                f"Secret {ref.group_name}/{ref.key} is not set: export {ref.env_var}=<value> "
+                f"Secret {ref.label} is not set: export {ref.env_var}=<value> "
                 "(secrets come from the environment because OSO_SECRETS is 'env')."
             )
         return SecretValue(value)
@@ -100,7 +105,7 @@ class FileSecretResolver:
     def resolve(self, ref: SecretReference) -> SecretValue:
         if not self.path.is_file():
             raise SecretNotFoundError(
-                f"Secret {ref.group_name}/{ref.key} cannot be read: the secrets file {self.path} does not exist. "
+                f"Secret {ref.label} cannot be read: the secrets file {self.path} does not exist. "
                 f'Create it with:\n  [{ref.group_name}]\n  {ref.key} = "..."\n(or set OSO_SECRETS_FILE).'
             )
         try:
@@ -111,7 +116,7 @@ class FileSecretResolver:
         value = data.get(ref.group_name, {}).get(ref.key) if isinstance(data.get(ref.group_name), dict) else None
         if not isinstance(value, str) or not value:
             raise SecretNotFoundError(
-                f"Secret {ref.group_name}/{ref.key} is not in {self.path}: add\n"
+                f"Secret {ref.label} is not in {self.path}: add\n"
                 f'  [{ref.group_name}]\n  {ref.key} = "..."'
             )
         return SecretValue(value)

@@ -8,7 +8,6 @@ access token used instead of ADC). Neither is needed against BigQuery itself.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dlt
@@ -19,10 +18,10 @@ from dlt.destinations.impl.bigquery.factory import BigQueryTypeMapper
 from oso_dagster.errors import ConfigurationError
 from oso_dagster.settings import Settings
 
-API_ENDPOINT_ENV = "OSO_BIGQUERY_API_ENDPOINT"
 TOKEN_ENV = "OSO_BIGQUERY_TOKEN"
-# google-cloud-bigquery reads its endpoint from this variable; dlt builds the client without client_options.
-_CLIENT_ENDPOINT_ENV = "BIGQUERY_EMULATOR_HOST"
+# google-cloud-bigquery reads its endpoint from this variable; dlt builds the client without client_options,
+# so :func:`oso_dagster.warehouse.destinations.dlt_environment` sets it for the duration of a warehouse use.
+CLIENT_ENDPOINT_ENV = "BIGQUERY_EMULATOR_HOST"
 
 # BigQuery NUMERIC(P, S) needs S <= 9 and P - S <= 29; BIGNUMERIC(P, S) takes S <= 38 and P - S <= 38.
 NUMERIC_MAX_SCALE = 9
@@ -49,25 +48,10 @@ class OsoBigQueryTypeMapper(BigQueryTypeMapper):
         return bigquery_decimal_type(precision, scale)
 
 
-def api_endpoint(environ: os._Environ[str] | dict[str, str] | None = None) -> str | None:
-    """``OSO_BIGQUERY_API_ENDPOINT`` when set (a stand-in such as the emulator), else ``None``."""
-    env = os.environ if environ is None else environ
-    return (env.get(API_ENDPOINT_ENV) or "").strip().rstrip("/") or None
-
-
-def static_token(environ: os._Environ[str] | dict[str, str] | None = None) -> str | None:
-    """``OSO_BIGQUERY_TOKEN`` when set; never logged or put in a file."""
-    env = os.environ if environ is None else environ
-    return env.get(TOKEN_ENV) or None
-
-
 def bigquery_destination(settings: Settings) -> Destination:
     """dlt's bigquery destination; Application Default Credentials unless a key file or token is configured."""
     kwargs: dict[str, object] = {"location": settings.bigquery_location, "type_mapper": OsoBigQueryTypeMapper}
-    endpoint = api_endpoint()
-    if endpoint:
-        os.environ[_CLIENT_ENDPOINT_ENV] = endpoint
-    token = static_token()
+    token = settings.bigquery_token
     if settings.bigquery_keyfile is not None:
         kwargs["credentials"] = settings.bigquery_keyfile.read_text(encoding="utf-8")
     elif token is not None:
@@ -98,10 +82,9 @@ def bigquery_profile_output(settings: Settings, schema: str) -> dict[str, Any]:
         output["project"] = settings.bigquery_project
     if settings.bigquery_keyfile:
         output["keyfile"] = str(settings.bigquery_keyfile)
-    elif static_token() is not None:
+    elif settings.bigquery_token is not None:
         output["method"] = "oauth-secrets"
         output["token"] = "{{ env_var('" + TOKEN_ENV + "') }}"
-    endpoint = api_endpoint()
-    if endpoint:
-        output["api_endpoint"] = endpoint
+    if settings.bigquery_api_endpoint:
+        output["api_endpoint"] = settings.bigquery_api_endpoint
     return output

@@ -91,13 +91,28 @@ _LOCAL_WRITER_SETTINGS = {
 
 
 @contextlib.contextmanager
-def writer_settings(settings: Settings) -> Iterator[None]:
-    """dlt reads its writer settings from the environment; set ours for one run unless the user set them."""
-    chosen = _LOCAL_WRITER_SETTINGS if settings.destination == "duckdb" else {}
-    added = {name: value for name, value in chosen.items() if name not in os.environ}
-    os.environ.update(added)
+def dlt_environment(settings: Settings, extract_workers: int | None = None) -> Iterator[None]:
+    """The dlt settings of one warehouse use, set in the environment (where dlt reads them) and restored after.
+
+    The one place the plugin writes ``os.environ``: the local writer settings above, unless the user set them;
+    how many resources dlt extracts at once (``EXTRACT__WORKERS``); and the BigQuery endpoint of a stand-in,
+    which google-cloud-bigquery reads only from ``BIGQUERY_EMULATOR_HOST``.
+    """
+    chosen = dict(_LOCAL_WRITER_SETTINGS) if settings.destination == "duckdb" else {}
+    chosen = {name: value for name, value in chosen.items() if name not in os.environ}
+    if extract_workers is not None:
+        chosen["EXTRACT__WORKERS"] = str(extract_workers)
+    if settings.destination == "bigquery" and settings.bigquery_api_endpoint:
+        from oso_dagster.warehouse.bigquery import CLIENT_ENDPOINT_ENV
+
+        chosen[CLIENT_ENDPOINT_ENV] = settings.bigquery_api_endpoint
+    previous = {name: os.environ.get(name) for name in chosen}
+    os.environ.update(chosen)
     try:
         yield
     finally:
-        for name in added:
-            os.environ.pop(name, None)
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
