@@ -24,7 +24,10 @@ class TransientSourceError(SourceDatabaseError):
 
 
 class SourceValueError(OsoDagsterError):
-    """A source value cannot land as its column's type without changing it (the message names it)."""
+    """A source value cannot land as its column's type without changing it (the message names it).
+
+    The one error type for data problems: a run fails on it at once, without retries.
+    """
 
 
 class SourcePackageError(OsoDagsterError):

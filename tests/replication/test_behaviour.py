@@ -109,6 +109,18 @@ def test_full_load_then_incremental_merge_and_full_refresh(
     assert meta2["users"]["rows_loaded"] == 4
     # rows at or past the cursor (3) are read: row 3 again (merged on its key, not duplicated), 4 and 2
     assert meta2["events"]["rows_loaded"] == 3
+    # Dagster's standard keys on both load paths (events: dlt's merge; users: a full refresh), warehouse types
+    for table in ("events", "users"):
+        assert meta2[table]["dagster/row_count"] == 4, meta2[table]
+        assert meta2[table]["dagster/table_name"] == f"duckdb.src.{table}"
+        types = {c.name: c.type for c in meta2[table]["dagster/column_schema"].columns}
+        held = query("select column_name, data_type from information_schema.columns "
+                     f"where table_schema = 'src' and table_name = '{table}'")
+        assert types == dict(held), (types, held)
+        assert "jobs" not in meta2[table]  # dlt's load-job dump (local file paths) is not passed on
+    assert meta2["events"]["summary"].startswith("incremental on 'seq': 3 rows in ")
+    assert meta2["events"]["summary"].endswith(", cursor 3 → 5")
+    assert meta2["users"]["summary"].startswith("full refresh: 4 rows in ")
 
 
 def test_incremental_table_without_primary_key_names_table_and_option(

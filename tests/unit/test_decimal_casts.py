@@ -5,7 +5,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from oso_dagster.errors import ConfigurationError
+from oso_dagster.errors import SourceValueError
 from oso_dagster.run.table_reader import parse_decimals
 from oso_dagster.type_mapping import connectorx_decimals, connectorx_reads_exactly, source_cast
 
@@ -50,5 +50,5 @@ def test_thirty_eight_digits_survive() -> None:
 
 @pytest.mark.parametrize("value", ["1.005", "NaN", "Infinity"])
 def test_a_value_the_decimal_cannot_hold_fails_clearly(value: str) -> None:
-    with pytest.raises(ConfigurationError, match=r"Table 'public.t', column 'amount' \(numeric\(12,2\)\)"):
+    with pytest.raises(SourceValueError, match=r"Table 'public.t', column 'amount' \(numeric\(12,2\)\)"):
         parse_decimals(pa.table({"amount": [value]}), "public.t", {"amount": (12, 2)})

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, TableColumn, TableSchema
+from dagster import AssetExecutionContext, MaterializeResult
 from dagster_dlt import DagsterDltResource
 from dlt.common.schema import Schema
 from dlt.extract.exceptions import ResourceExtractionError
@@ -28,6 +28,7 @@ from oso_dagster.run import load_duckdb
 from oso_dagster.run.deletes import reconcile_deletes
 from oso_dagster.run.failures import reported_as_failure, unwrap_dlt_error
 from oso_dagster.run.load_duckdb import loads_directly
+from oso_dagster.run.metadata import TableLoad, table_metadata, warehouse_row_counts
 from oso_dagster.run.schema_changes import schema_change_message
 from oso_dagster.run.table_reader import TablePlan, build_dlt_source, explain_read_error, plan_tables, table_resource
 from oso_dagster.settings import Settings
@@ -98,6 +99,7 @@ def _load_with_dlt(
         {p.config.landing_name: table_asset_spec(source.name, p.config, destination, source.secret.label)
          for p in plans}
     )
+    cursors_before = {p.config.landing_name: _cursor_value(pipeline, source.name, p.config) for p in plans}
     with _explaining_read_errors(engine, plans):
         results = list(
             DagsterDltResource().run(
@@ -114,20 +116,24 @@ def _load_with_dlt(
             context.log.info(f"{plan.config.qualified_name}: removed {removed} row(s) whose key is gone")
     elapsed = time.monotonic() - started
     by_key = {asset_key(source.name, p.config): p for p in plans}
+    counts = warehouse_row_counts(pipeline, [p.config.landing_name for p in plans])
+    # the schema as normalize stored it (the pipeline's in-memory copy still holds only the source's hints)
+    schema = pipeline.schemas.load_schema(pipeline.default_schema_name)
     for result in results:
         plan = by_key[result.asset_key]
-        extra: dict[str, Any] = {
-            "backend": plan.backend,
-            "loader": "dlt",
-            "duration_s": MetadataValue.float(round(elapsed, 3)),
-            "write_disposition": plan.config.write_disposition,
-        }
-        if "rows_loaded" not in (result.metadata or {}):
-            extra["rows_loaded"] = MetadataValue.int(0)
-        cursor = _cursor_value(pipeline, source.name, plan.config)
-        if cursor is not None:
-            extra["cursor_value"] = MetadataValue.text(str(cursor))
-        yield MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), **extra})
+        landing = plan.config.landing_name
+        rows = (result.metadata or {}).get("rows_loaded")
+        load = TableLoad(
+            table=landing, cursor=plan.config.cursor_column,
+            rows_loaded=int(getattr(rows, "value", rows) or 0), seconds=elapsed, loader="dlt",
+            backend=plan.backend, write_disposition=plan.config.write_disposition,
+            cursor_from=cursors_before.get(landing), cursor_to=_cursor_value(pipeline, source.name, plan.config),
+            row_count=counts.get(landing),
+        )
+        columns = schema.get_table_columns(landing) if landing in schema.tables else {}
+        yield MaterializeResult(
+            asset_key=result.asset_key, metadata=table_metadata(pipeline, load, columns, result.metadata)
+        )
 
 
 def _load_direct_tables(
@@ -178,27 +184,13 @@ def _load_direct(
             progress=lambda rows: context.log.info(f"{name}: {rows:,} rows streamed"),
         )
     context.log.info(f"{name}: {load.rows:,} rows in {load.seconds:.1f}s")
-    return MaterializeResult(
-        asset_key=asset_key(source_name, plan.config),
-        metadata={
-            "rows_loaded": MetadataValue.int(load.rows),
-            "backend": plan.backend,
-            "loader": "duckdb direct",
-            "duration_s": MetadataValue.float(round(load.seconds, 3)),
-            "write_disposition": plan.config.write_disposition,
-            "dataset_name": pipeline.dataset_name,
-            "destination_name": "duckdb",
-            "started_at": started_at.isoformat(),
-            "finished_at": datetime.now(UTC).isoformat(),
-            "dagster/table_name": f"duckdb.{pipeline.dataset_name}.{load.table}",
-            "dagster/column_schema": TableSchema(
-                columns=[
-                    TableColumn(name=column, type=str(info.get("data_type", "unknown")))
-                    for column, info in load.columns.items()
-                ]
-            ),
-        },
+    table_load = TableLoad(
+        table=load.table, cursor=None, rows_loaded=load.rows, seconds=load.seconds, loader="duckdb direct",
+        backend=plan.backend, write_disposition=plan.config.write_disposition, row_count=load.rows,
     )
+    metadata = table_metadata(pipeline, table_load, load.columns)
+    metadata.update(started_at=started_at.isoformat(), finished_at=datetime.now(UTC).isoformat())
+    return MaterializeResult(asset_key=asset_key(source_name, plan.config), metadata=metadata)
 
 
 def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig) -> Any:

@@ -331,7 +331,7 @@ def parse_decimals(item: Any, table: str, decimals: Mapping[str, tuple[int, int]
         try:
             parsed = item.column(index).cast(target, safe=True)
         except pa.ArrowInvalid as exc:
-            raise ConfigurationError(
+            raise SourceValueError(
                 f"Table {table!r}, column {name!r} (numeric({precision},{scale})) holds a value a "
                 f"decimal({precision},{scale}) cannot: {exc}. PostgreSQL allows NaN and Infinity in numeric "
                 f"columns, which no warehouse decimal holds: land it as text with \"columns\": {{\"{name}\": "
