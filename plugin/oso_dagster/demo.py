@@ -203,10 +203,9 @@ def _materialize_all(paths: DemoPaths, started: float) -> bool:
 
 def _rows_loaded(paths: DemoPaths) -> dict[str, int]:
     """rows_loaded of each table's latest materialization, read from Dagster's own run storage."""
-    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
     from dagster import AssetKey, DagsterInstance
 
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.from_config(str(paths.dagster_home)) as instance:
         out = {}
         for table in ("events", "products", "users"):
             event = instance.get_latest_materialization_event(AssetKey([SOURCE, table]))

@@ -54,7 +54,7 @@ def list_sources() -> None:
             models = "BROKEN" if broken else "yes" if package.dbt_dir else "no"
             click.echo(f"{source.name}  ({package.distribution} {package.version}; dbt models: {models}; "
                        f"secret {source.secret.label})")
-            health = source_health(source) if instance_available(settings) else {}
+            health = source_health(source, settings) if instance_available(settings) else {}
             for table in source.tables:
                 mode = mode_label(table.cursor_column)
                 line = f"  {table.qualified_name:<32} -> {source.name}.{table.landing_name:<28} {mode:<28}"

@@ -30,12 +30,12 @@ def instance_available(settings: Settings) -> bool:
     return settings.dagster_home is not None
 
 
-def source_health(source: SqlSource) -> dict[str, TableHealth]:
+def source_health(source: SqlSource, settings: Settings) -> dict[str, TableHealth]:
     """``landing table -> TableHealth`` for one source, from the Dagster instance at ``DAGSTER_HOME``."""
     from dagster import DagsterInstance
 
     out: dict[str, TableHealth] = {}
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         for table in source.tables:
             key = asset_key(source.name, table)
             event = instance.get_latest_materialization_event(key)
