@@ -75,18 +75,18 @@ def test_default_profile_uses_adc_and_no_endpoint(tmp_path: Path, monkeypatch: p
     assert destination.destination_name == "bigquery"
 
 
-def test_token_stays_out_of_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OSO_BIGQUERY_TOKEN", "s3cret-token")
-    monkeypatch.setenv("OSO_BIGQUERY_API_ENDPOINT", "http://127.0.0.1:1/")
-    output = bigquery_profile_output(_settings(tmp_path, OSO_BIGQUERY_PROJECT="p"), "staging")
+def test_token_stays_out_of_the_profile(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, OSO_BIGQUERY_PROJECT="p", OSO_BIGQUERY_TOKEN="s3cret-token",
+                         OSO_BIGQUERY_API_ENDPOINT="http://127.0.0.1:1/")
+    assert "s3cret-token" not in repr(settings)
+    output = bigquery_profile_output(settings, "staging")
     assert output["method"] == "oauth-secrets" and output["api_endpoint"] == "http://127.0.0.1:1"
     assert "s3cret-token" not in repr(output) and "env_var('OSO_BIGQUERY_TOKEN')" in output["token"]
 
 
-def test_token_without_project_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OSO_BIGQUERY_TOKEN", "s3cret-token")
+def test_token_without_project_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="OSO_BIGQUERY_PROJECT") as info:
-        bigquery_destination(_settings(tmp_path))
+        bigquery_destination(_settings(tmp_path, OSO_BIGQUERY_TOKEN="s3cret-token"))
     assert "s3cret-token" not in str(info.value)
 
 

@@ -224,7 +224,7 @@ def test_update_names_what_is_missing_from_the_answers(tmp_path: Path, sqlite_ur
 
 def test_a_kept_cursor_dropped_says_why() -> None:
     from oso_dagster.cli.update_source import _keep_recorded
-    from oso_dagster.scaffold.render import ColumnSpec, TableSpec
+    from oso_dagster.scaffold.answers import ColumnSpec, TableSpec
 
     def table(key: list[str]) -> TableSpec:
         return TableSpec("orders", cursor=None, primary_key=key, columns=[ColumnSpec("id"), ColumnSpec("seq")])
