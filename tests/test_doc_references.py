@@ -114,6 +114,8 @@ def _top_level_names(module: Path) -> frozenset[str]:
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names.update(t.id for t in targets if isinstance(t, ast.Name))
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets) and node.value is not None:
+                names.update(ast.literal_eval(node.value))  # lazily exported names (module __getattr__)
     return frozenset(names)
 
 
@@ -130,6 +132,8 @@ def _code_problem(reference: str) -> str | None:
     if reference in _plugin_literals():  # a name the plugin itself uses, e.g. the entry-point group
         return None
     parts = reference.split(".")
+    if len(parts) == 2 and parts[1] in _top_level_names(PLUGIN / "oso_dagster" / "__init__.py"):
+        return None  # a name the package itself exports, e.g. oso_dagster.SqlSourceComponent
     for split in range(len(parts), 1, -1):
         base = PLUGIN.joinpath(*parts[:split])
         module = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
