@@ -18,9 +18,10 @@ PYTHON = "3.11"
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff over the plugin, tests, bench and noxfile."""
-    session.install("ruff>=0.6")
+    """ruff over the plugin, tests, bench and noxfile; mypy over the plugin (config in pyproject.toml)."""
+    session.install("ruff>=0.6", "mypy>=1.19,<2", "types-PyYAML", "-e", ".[bigquery,gcp,dg]")
     session.run("ruff", "check", "plugin", "tests", "bench", "noxfile.py")
+    session.run("mypy")
 
 
 @nox.session(python=PYTHON)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
@@ -164,8 +166,8 @@ def _restore_mariadb_json(engine: Engine, table: sa.Table) -> None:
         "WHERE constraint_schema = COALESCE(:schema, DATABASE()) AND table_name = :table"
     )
     with engine.connect() as conn:
-        clauses = {str(c).replace(" ", "").lower() for c in conn.execute(
-            query, {"schema": table.schema, "table": table.name}).scalars()}
+        found: Sequence[Any] = conn.execute(query, {"schema": table.schema, "table": table.name}).scalars().all()
+    clauses = {str(c).replace(" ", "").lower() for c in found}
     for column in texts:
         if f"json_valid(`{column.name.lower()}`)" in clauses:
             column.type = sa.JSON()
@@ -182,8 +184,8 @@ def _restore_domain_precision(engine: Engine, table: sa.Table) -> None:
         "WHERE table_schema = COALESCE(:schema, current_schema()) AND table_name = :table"
     )
     with engine.connect() as conn:
-        rows = conn.execute(query, {"schema": table.schema, "table": table.name}).all()
-    precision = {name: (p, s) for name, p, s in rows}
+        rows: Sequence[Any] = conn.execute(query, {"schema": table.schema, "table": table.name}).all()
+    precision: dict[str, tuple[Any, Any]] = {name: (p, s) for name, p, s in rows}
     for column in domains:
         base = getattr(column.type, "data_type", None)
         p, s = precision.get(column.name, (None, None))

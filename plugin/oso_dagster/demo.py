@@ -166,7 +166,7 @@ def run(paths: DemoPaths) -> None:
     paths.dagster_home.mkdir(parents=True, exist_ok=True)
     (paths.dagster_home / "dagster.yaml").touch()
     started = time.monotonic()
-    summaries = []
+    summaries: list[tuple[str, float, dict[str, int]]] = []
     for label in ("first sync (full load)", "second sync (incremental)"):
         if summaries:
             add_changes(paths.database)
@@ -211,7 +211,7 @@ def _rows_loaded(paths: DemoPaths) -> dict[str, int]:
             event = instance.get_latest_materialization_event(AssetKey([SOURCE, table]))
             metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
             value = metadata.get("rows_loaded")
-            out[table] = int(value.value) if value is not None else 0
+            out[table] = int(value.value) if value is not None and isinstance(value.value, int) else 0
         return out
 
 
@@ -221,7 +221,7 @@ def _print_summary(paths: DemoPaths, summaries: list[tuple[str, float, dict[str,
     warehouse = paths.oso_home / "warehouse.duckdb"
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         staged = {
-            t: conn.execute(f"SELECT count(*) FROM staging.stg_{SOURCE}__{t}").fetchone()[0]
+            t: (conn.execute(f"SELECT count(*) FROM staging.stg_{SOURCE}__{t}").fetchone() or (0,))[0]
             for t in ("events", "products", "users")
         }
     click.echo("\nsync                        seconds  rows loaded (events / products / users)")

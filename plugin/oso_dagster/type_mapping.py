@@ -20,7 +20,7 @@ MAX_DECIMAL_PRECISION = 38
 def unwrap(sql_type: sqltypes.TypeEngine) -> sqltypes.TypeEngine:
     """PostgreSQL domains behave like their base type."""
     while hasattr(sql_type, "data_type") and type(sql_type).__name__ == "DOMAIN":
-        sql_type = sql_type.data_type  # type: ignore[attr-defined]
+        sql_type = sql_type.data_type
     return sql_type
 
 

@@ -7,7 +7,6 @@ database URL is used only to read table definitions: it is masked in every messa
 from __future__ import annotations
 
 import glob
-import sys
 import time
 from pathlib import Path
 
@@ -273,4 +272,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

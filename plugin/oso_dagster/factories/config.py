@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 from dlt.extract.incremental import Incremental
 
@@ -238,7 +238,7 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
         schema=schema,
         incremental=incremental,
         primary_key=primary_key,
-        write_disposition=disposition,
+        write_disposition=cast(WriteDisposition, disposition),
         backend=backend,
         chunk_size=chunk_size,
         landing_name=warehouse_name(table),

@@ -96,7 +96,7 @@ def sql_assets(
         )
 
     @decorate
-    def _replicate(context: AssetExecutionContext):  # type: ignore[no-untyped-def]
+    def _replicate(context: AssetExecutionContext):
         from oso_dagster.run.replicate import replicate  # heavy imports happen in the run, not at load
 
         yield from replicate(context, source, getattr(context.resources, SETTINGS_RESOURCE_KEY))

@@ -81,7 +81,7 @@ def packages_with_models(manifest: Mapping[str, Any]) -> list[str]:
 def _package_assets(manifest: Mapping[str, Any], package: str, name: str,
                     translator: DagsterDbtTranslator, settings: Settings) -> AssetsDefinition:
     @dbt_assets(manifest=manifest, select=f"package:{package}", name=name, dagster_dbt_translator=translator)
-    def _staging(context: AssetExecutionContext, dbt: DbtCliResource):  # type: ignore[no-untyped-def]
+    def _staging(context: AssetExecutionContext, dbt: DbtCliResource):
         # dbt-duckdb writes the same file as replication: take the same lock. ``settings`` are the code
         # location's, read once when it loaded (in the run's own process too).
         with warehouse_write_lock(settings):

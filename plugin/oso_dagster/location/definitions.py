@@ -51,7 +51,7 @@ def build_definitions(
     sensor = freshness_sensor(fresh)
     resources: dict[str, object] = {}
     left_out: list[AssetChecksDefinition] = []
-    job = manifest_job or dbt_project.start(settings, discovery.packages)
+    job = manifest_job or dbt_project.start(settings, discovery.dbt_packages)
     staging = job.result()
     if staging is not None:
         assets.extend(build_staging_assets(staging.manifest, settings))

@@ -20,7 +20,7 @@ from dagster import AssetsDefinition
 from oso_dagster.errors import SourcePackageError
 from oso_dagster.factories.config import SqlSource
 from oso_dagster.factories.sql import source_of
-from oso_dagster.location.entry_points import ENTRY_POINT_GROUP, dbt_dir_of, installed_entry_points
+from oso_dagster.location.entry_points import ENTRY_POINT_GROUP, DbtPackage, dbt_dir_of, installed_entry_points
 from oso_dagster.settings import Settings
 
 
@@ -40,6 +40,11 @@ class SourcePackage:
 class Discovery:
     packages: tuple[SourcePackage, ...]
     errors: tuple[SourcePackageError, ...] = field(default=())
+
+    @property
+    def dbt_packages(self) -> list[DbtPackage]:
+        """What the umbrella dbt project needs of each package."""
+        return [DbtPackage(p.distribution, p.version, p.dbt_dir) for p in self.packages]
 
 
 def discover(on_broken: str | None = None) -> Discovery:

@@ -44,7 +44,7 @@ def source_health(source: SqlSource, settings: Settings) -> dict[str, TableHealt
                 last_sync = datetime.fromtimestamp(event.timestamp, tz=UTC)
                 metadata = event.asset_materialization.metadata if event.asset_materialization else {}
                 value = metadata.get("rows_loaded")
-                rows = int(value.value) if value is not None else None
+                rows = int(value.value) if value is not None and isinstance(value.value, int) else None
             failing = []
             for check in (FRESHNESS_CHECK, ROW_COUNT_CHECK):
                 record = instance.get_latest_asset_check_evaluation_record(AssetCheckKey(key, check))

@@ -28,7 +28,9 @@ def reset_table(source_name: str, table: str, settings: Settings | None = None) 
         pipeline.drop()
         pipeline.sync_destination()
         if not _in_warehouse(pipeline, landing):
-            known = sorted(pipeline.default_schema.data_table_names()) if pipeline.default_schema_name else []
+            known: list[str] = []
+            if pipeline.default_schema_name:
+                known = sorted(pipeline.default_schema.data_table_names())
             raise ConfigurationError(
                 f"The warehouse holds no table {landing!r} of source {source_name!r}, so nothing was reset"
                 + (f" (tables dlt loaded for it: {', '.join(known)})." if known else ".")

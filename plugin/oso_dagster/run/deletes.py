@@ -58,8 +58,8 @@ def reconcile_deletes(pipeline: dlt.Pipeline, engine: Engine, plan: TablePlan) -
         match = " AND ".join(
             f"k.{client.escape_column_name(normalize(c))} = t.{client.escape_column_name(normalize(c))}" for c in key
         )
-        before = client.execute_sql(f"SELECT count(*) FROM {target}")[0][0]
+        before = (client.execute_sql(f"SELECT count(*) FROM {target}") or [[0]])[0][0]
         client.execute_sql(f"DELETE FROM {target} AS t WHERE NOT EXISTS (SELECT 1 FROM {snapshot} AS k WHERE {match})")
-        after = client.execute_sql(f"SELECT count(*) FROM {target}")[0][0]
+        after = (client.execute_sql(f"SELECT count(*) FROM {target}") or [[0]])[0][0]
         client.execute_sql(f"DELETE FROM {snapshot} WHERE true")  # BigQuery needs a WHERE
     return int(before) - int(after)

@@ -85,7 +85,7 @@ def _as_dbapi_error(error: BaseException) -> BaseException:
         return error
     operational = any(cls.__name__ == "OperationalError" for cls in type(error).__mro__)
     wrapper = sa.exc.OperationalError if operational else sa.exc.DBAPIError
-    return wrapper(None, None, error)  # type: ignore[arg-type]
+    return wrapper(None, None, error)
 
 
 def _panic_failure(exc: BaseException, url: str) -> Failure:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import dlt
 import pyarrow as pa
@@ -78,8 +78,8 @@ def load_table(
     arrow_schema = first[0].schema if first else None
     columns = _warehouse_columns(hints, arrow_schema, schema)
     mapper = pipeline.destination.capabilities().get_type_mapper()
-    table_schema = {"name": table_name, "columns": {c["name"]: c for c in columns.values()}}
-    types = {source: mapper.to_destination_type(c, table_schema) for source, c in columns.items()}
+    table_schema: Any = {"name": table_name, "columns": {c["name"]: c for c in columns.values()}}
+    types = {source: mapper.to_destination_type(cast(Any, c), table_schema) for source, c in columns.items()}
     counted = _Counter(progress)
     with pipeline.sql_client() as client:
         target = client.make_qualified_table_name(table_name)

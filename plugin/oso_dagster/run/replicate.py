@@ -118,14 +118,15 @@ def _load_with_dlt(
     by_key = {asset_key(source.name, p.config): p for p in plans}
     counts = warehouse_row_counts(pipeline, [p.config.landing_name for p in plans])
     # the schema as normalize stored it (the pipeline's in-memory copy still holds only the source's hints)
-    schema = pipeline.schemas.load_schema(pipeline.default_schema_name)
+    schema = pipeline.schemas.load_schema(pipeline.default_schema.name)
     for result in results:
+        assert result.asset_key is not None  # dagster-dlt names the asset of every result
         plan = by_key[result.asset_key]
         landing = plan.config.landing_name
         rows = (result.metadata or {}).get("rows_loaded")
         load = TableLoad(
             table=landing, cursor=plan.config.cursor_column,
-            rows_loaded=int(getattr(rows, "value", rows) or 0), seconds=elapsed, loader="dlt",
+            rows_loaded=_as_int(rows), seconds=elapsed, loader="dlt",
             backend=plan.backend, write_disposition=plan.config.write_disposition,
             cursor_from=cursors_before.get(landing), cursor_to=_cursor_value(pipeline, source.name, plan.config),
             row_count=counts.get(landing),
@@ -193,11 +194,17 @@ def _load_direct(
     return MaterializeResult(asset_key=asset_key(source_name, plan.config), metadata=metadata)
 
 
+def _as_int(value: object) -> int:
+    """dagster-dlt's ``rows_loaded``: an int, or a metadata value holding one."""
+    raw = getattr(value, "value", value)
+    return int(raw) if isinstance(raw, (int, float)) else 0
+
+
 def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig) -> Any:
     if not config.cursor_column:
         return None
     try:
-        resources = pipeline.state["sources"][source_name]["resources"]  # type: ignore[index]
+        resources = pipeline.state["sources"][source_name]["resources"]
         return resources[config.landing_name]["incremental"][config.cursor_column]["last_value"]
     except (KeyError, TypeError):
         return None

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import dlt
 import sqlalchemy as sa
 from dagster import AssetExecutionContext
 from dlt.common.schema import Schema
+from dlt.common.schema.typing import TDataType, TSchemaContractDict
 from dlt.sources.sql_database import sql_table
 from sqlalchemy.engine import Engine
 
@@ -140,7 +141,7 @@ def _extract_is_inexact(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql" and bool(version) and version < (14,)
 
 
-SCHEMA_CONTRACT: dict[str, str] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
+SCHEMA_CONTRACT: TSchemaContractDict = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
 
 
 def build_dlt_source(name: str, engine: Engine, plans: Sequence[TablePlan]) -> Any:
@@ -219,7 +220,8 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         type_adapter_callback=lambda sql_type: type_mapping.dlt_column_type(sql_type, dialect, json_as_text),
         query_adapter_callback=cast_query,
         write_disposition=config.write_disposition,
-        primary_key=list(plan.primary_key) if plan.primary_key else None,
+        # None: the key dlt reflects; its stub leaves None out although sql_table takes it
+        primary_key=list(plan.primary_key) if plan.primary_key else None,  # type: ignore[arg-type]
     )
     if decimals:
         resource.add_map(lambda item: parse_decimals(item, config.qualified_name, decimals))
@@ -233,7 +235,7 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
     landed_by_duckdb = {**plan.duckdb_types}
     if config.columns:  # dlt's column-hint shape; these win over the reflected types
         resource.apply_hints(columns={
-            name: {"name": name, "data_type": kind, "nullable": True}  # type: ignore[misc]
+            name: {"name": name, "data_type": cast(TDataType, kind), "nullable": True}
             for name, kind in config.columns.items()
         })
     if json_as_text and not plan.json_as_text:
@@ -352,5 +354,5 @@ def _cursor(config: TableConfig) -> Any:
         return None
     cursor = config.incremental.copy()
     if config.write_disposition == "merge":
-        cursor.primary_key = ()
+        cursor.primary_key = ()  # type: ignore[assignment]  # dlt accepts () (no boundary hashes); its stub says str
     return cursor

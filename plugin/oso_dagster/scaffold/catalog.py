@@ -9,7 +9,9 @@ catalog, never table data.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -41,7 +43,7 @@ def children(engine: Engine, schema: str | None) -> dict[str, Child]:
     )
     try:
         with engine.connect() as conn:
-            rows = conn.execute(query, {"schema": schema}).all()
+            rows: Sequence[Any] = conn.execute(query, {"schema": schema}).all()
     except Exception as exc:
         raise database_error(exc, engine, "listing partitions") from None
     return {name: Child(name, parent, "partition" if is_partition else "inheritance child")
@@ -85,7 +87,7 @@ def _pg_trigger_columns(engine: Engine, table: str, schema: str | None) -> dict[
         "  WHERE c.relname = :table AND n.nspname = COALESCE(:schema, current_schema()))"
     )
     with engine.connect() as conn:
-        rows = conn.execute(query, {"table": table, "schema": schema}).all()
+        rows: Sequence[Any] = conn.execute(query, {"table": table, "schema": schema}).all()
     found: dict[str, str] = {}
     for trigger, function, body, tgtype in sorted(rows):
         if not (tgtype & _ROW and tgtype & _BEFORE and tgtype & _UPDATE):
@@ -119,6 +121,6 @@ def _mysql_on_update_columns(engine: Engine, table: str, schema: str | None) -> 
         "WHERE table_schema = COALESCE(:schema, DATABASE()) AND table_name = :table"
     )
     with engine.connect() as conn:
-        rows = conn.execute(query, {"table": table, "schema": schema}).all()
+        rows: Sequence[Any] = conn.execute(query, {"table": table, "schema": schema}).all()
     return {name: f"declared {extra.strip()}" for name, extra in rows
             if "on update current_timestamp" in (extra or "").lower()}

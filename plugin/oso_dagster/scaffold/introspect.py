@@ -263,5 +263,5 @@ def apply_overrides(tables: list[TableSpec], overrides: dict[str, str], *, intro
                     f"merged. Name the columns that identify a row with --primary-key {table_name}=COLUMN[,COLUMN], "
                     "or leave it full refresh (drop the option)."
                 )
-            table.cursor = value
+            table.cursor = shown
             table.cursor_reason = "chosen with --incremental"

@@ -44,7 +44,9 @@ class OsoBigQueryTypeMapper(BigQueryTypeMapper):
     """dlt's BigQuery type mapper with a decimal rule BigQuery accepts for every precision and scale."""
 
     def to_db_decimal_type(self, column: TColumnSchema) -> str:
-        precision, scale = self.decimal_precision(column.get("precision"), column.get("scale"))
+        found = self.decimal_precision(column.get("precision"), column.get("scale"))
+        assert found is not None  # dlt's default precision fills what the column leaves out
+        precision, scale = found
         return bigquery_decimal_type(precision, scale)
 
 

@@ -45,7 +45,7 @@ class OsoDuckDbTypeMapper(DuckDbTypeMapper):
     """dlt's DuckDB type mapper, honouring :data:`DUCKDB_TYPE_HINT`."""
 
     def to_destination_type(self, column: TColumnSchema, table: Any) -> str:
-        override = column.get(DUCKDB_TYPE_HINT)  # type: ignore[misc]
+        override = column.get(DUCKDB_TYPE_HINT)
         return str(override) if override else super().to_destination_type(column, table)
 
 
