@@ -38,7 +38,7 @@ def build_staging_assets(manifest: Path, settings: Settings) -> list[AssetsDefin
     package:<its dbt package>``.
     """
     data = json.loads(manifest.read_text(encoding="utf-8"))
-    groups = source_group_names(manifest)
+    groups = source_group_names(data)
     translator = OsoDbtTranslator(groups)
     assets = []
     used: set[str] = set()
