@@ -83,7 +83,8 @@ def _replicate(
             yield from _load_direct_tables(context, pipeline, engine, source, direct, failed, summary)
         if via_dlt:
             yield from _load_with_dlt(context, pipeline, engine, source, settings, via_dlt, started, summary)
-            skip.remember(via_dlt, lambda config: _cursor_value(pipeline, source.name, config))
+            dlt_state = pipeline.state
+            skip.remember(via_dlt, lambda config: _cursor_value(pipeline, source.name, config, dlt_state))
     summary.failed = len(failed) + len(broken)
     context.log.info(summary.text(source.name, time.monotonic() - started))
     if failed:
@@ -114,7 +115,9 @@ def _load_with_dlt(
         {p.config.landing_name: table_asset_spec(source.name, p.config, destination, source.secret.label)
          for p in plans}
     )
-    cursors_before = {p.config.landing_name: _cursor_value(pipeline, source.name, p.config) for p in plans}
+    state_before = pipeline.state
+    cursors_before = {p.config.landing_name: _cursor_value(pipeline, source.name, p.config, state_before)
+                      for p in plans}
     with _explaining_read_errors(engine, plans):
         results = list(
             DagsterDltResource().run(
@@ -134,6 +137,7 @@ def _load_with_dlt(
     counts = warehouse_row_counts(pipeline, [p.config.landing_name for p in plans])
     # the schema as normalize stored it (the pipeline's in-memory copy still holds only the source's hints)
     schema = pipeline.schemas.load_schema(pipeline.default_schema_name)
+    state_after = pipeline.state
     for result in results:
         plan = by_key[result.asset_key]
         landing = plan.config.landing_name
@@ -142,7 +146,8 @@ def _load_with_dlt(
             table=landing, cursor=plan.config.cursor_column,
             rows_loaded=int(getattr(rows, "value", rows) or 0), seconds=elapsed, loader="dlt",
             backend=plan.backend, write_disposition=plan.config.write_disposition,
-            cursor_from=cursors_before.get(landing), cursor_to=_cursor_value(pipeline, source.name, plan.config),
+            cursor_from=cursors_before.get(landing),
+            cursor_to=_cursor_value(pipeline, source.name, plan.config, state_after),
             row_count=counts.get(landing),
         )
         summary.table(context.log, plan.config.qualified_name, load.rows_loaded, elapsed, f"dlt, {plan.backend}")
@@ -218,11 +223,13 @@ def _load_direct(
     return MaterializeResult(asset_key=asset_key(source_name, plan.config), metadata=metadata)
 
 
-def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig) -> Any:
+def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig, state: Any = None) -> Any:
+    """dlt's stored cursor of a table; pass ``state`` (``pipeline.state``, which re-reads and copies the
+    state file on every access) when asking for many tables."""
     if not config.cursor_column:
         return None
     try:
-        resources = pipeline.state["sources"][source_name]["resources"]  # type: ignore[index]
+        resources = (state if state is not None else pipeline.state)["sources"][source_name]["resources"]
         return resources[config.landing_name]["incremental"][config.cursor_column]["last_value"]
     except (KeyError, TypeError):
         return None
@@ -265,8 +272,9 @@ def _unchanged_tables(
     if not candidates:
         return UnchangedTables(state, {}, {}, [])
     fingerprints, maxima = skip_unchanged.take_fingerprints(engine, candidates, source.options.concurrency)
+    dlt_state = pipeline.state
     _, unchanged = skip_unchanged.split_unchanged(
-        candidates, fingerprints, state, lambda c: _cursor_value(pipeline, source.name, c),
+        candidates, fingerprints, state, lambda c: _cursor_value(pipeline, source.name, c, dlt_state),
         pending=pipeline.has_pending_data,
     )
     if unchanged:
@@ -298,8 +306,9 @@ def _report_unchanged(
     """A materialization per unchanged table (the sync confirmed it current, so freshness holds), no load."""
     counts = warehouse_row_counts(pipeline, [c.landing_name for c in configs])
     destination = pipeline.destination.destination_name
+    dlt_state = pipeline.state
     for config in configs:
-        cursor = _cursor_value(pipeline, source.name, config)
+        cursor = _cursor_value(pipeline, source.name, config, dlt_state)
         metadata: dict[str, Any] = {
             "summary": f"unchanged since the last sync ({mode_label(config.cursor_column)}, cursor at {cursor}): "
                        "one query, nothing loaded",
