@@ -11,7 +11,7 @@ from dlt.sources import incremental
 
 from replication.helpers import materialization_metadata, query, run_ok, set_secret
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow]
 
 N = 30
 NAMES = [f"t_{i:02d}" for i in range(N)]
@@ -45,6 +45,7 @@ def _same_as_source(pg_url: str, name: str) -> None:
     assert sorted(query(f"SELECT id, name FROM many.{name}")) == expected, name
 
 
+@pytest.mark.postgres
 def test_unchanged_tables_cost_one_query_and_changes_land(pg_url: str, monkeypatch) -> None:
     set_secret(monkeypatch, "many", pg_url)
     run_sql(pg_url, *[
@@ -87,3 +88,31 @@ def test_unchanged_tables_cost_one_query_and_changes_land(pg_url: str, monkeypat
     fifth, _ = _sync()
     assert all(m.get("unchanged") for m in fifth.values())
     assert _loads() == loads
+
+
+def test_each_dialect_skips_an_unchanged_table_and_reads_an_equal_cursor_row(
+    source_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite (a DATETIME read as text unless typed), MariaDB (naive DATETIME), PostgreSQL alike."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    meta = sa.MetaData()
+    table = sa.Table("many_events", meta, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("updated_at", sa.DateTime, nullable=False), sa.Column("v", sa.String(20)))
+    engine = sa.create_engine(source_url)
+    meta.create_all(engine)
+    moment = dt.datetime(2026, 1, 1, 12, 30)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "updated_at": moment, "v": "a"} for i in (1, 2)])
+    set_secret(monkeypatch, "many", source_url)
+    tables = [{"table": "many_events", "incremental": incremental("updated_at")}]
+    assert materialization_metadata(run_ok("many", tables))["many_events"]["rows_loaded"] == 2
+    assert materialization_metadata(run_ok("many", tables))["many_events"].get("unchanged") is True
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": 3, "updated_at": moment, "v": "same cursor"}])
+    engine.dispose()
+    third = materialization_metadata(run_ok("many", tables))["many_events"]
+    assert not third.get("unchanged")
+    assert sorted(r[0] for r in query("SELECT id FROM many.many_events")) == [1, 2, 3]

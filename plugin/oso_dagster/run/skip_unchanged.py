@@ -67,7 +67,7 @@ def take_fingerprints(
 
     A table that cannot be looked at (missing, no privilege) is left out: the normal path reports it.
     """
-    columns = _column_hashes(engine, configs)
+    columns, types = _column_hashes(engine, configs)
     maxima: dict[str, Any] = {}
     found: dict[str, Fingerprint] = {}
 
@@ -76,7 +76,8 @@ def take_fingerprints(
             return
         try:
             with engine.connect() as conn:
-                maximum, at_max, rows = conn.execute(_fingerprint_query(config)).one()
+                query = _fingerprint_query(config, types[config.landing_name].get(config.cursor_column or ""))
+                maximum, at_max, rows = conn.execute(query).one()
         except Exception:
             return
         maxima[config.landing_name] = maximum
@@ -94,12 +95,16 @@ def take_fingerprints(
     return found, maxima
 
 
-def _fingerprint_query(config: TableConfig) -> Any:
-    """``max(cursor)``, the rows at that max, and ``count(*)`` when deletes are reconciled: one round trip."""
+def _fingerprint_query(config: TableConfig, cursor_type: Any = None) -> Any:
+    """``max(cursor)``, the rows at that max, and ``count(*)`` when deletes are reconciled: one round trip.
+
+    The cursor column carries its reflected type, so the max comes back as dlt's cursor does (SQLite hands
+    out a ``DATETIME`` as text otherwise).
+    """
     import sqlalchemy as sa
 
     cursor = config.cursor_column or ""
-    table = sa.table(config.table, sa.column(cursor), schema=config.schema)
+    table = sa.table(config.table, sa.column(cursor, cursor_type), schema=config.schema)
     maximum = sa.select(sa.func.max(table.c[cursor])).scalar_subquery()
     at_max = sa.select(sa.func.count()).select_from(table).where(table.c[cursor] == maximum).scalar_subquery()
     rows = (
@@ -109,7 +114,7 @@ def _fingerprint_query(config: TableConfig) -> Any:
     return sa.select(maximum.label("m"), at_max.label("n"), rows.label("r"))
 
 
-def _column_hashes(engine: Any, configs: Sequence[TableConfig]) -> dict[str, str]:
+def _column_hashes(engine: Any, configs: Sequence[TableConfig]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """A hash of each table's column names, types and nullability; one batched reflection per schema
     (a single catalog query on PostgreSQL), so a changed column makes the table be read."""
     import sqlalchemy as sa
@@ -118,6 +123,7 @@ def _column_hashes(engine: Any, configs: Sequence[TableConfig]) -> dict[str, str
     for config in configs:
         by_schema.setdefault(config.schema, []).append(config)
     hashes: dict[str, str] = {}
+    types: dict[str, dict[str, Any]] = {}
     inspector = sa.inspect(engine)
     for schema, group in by_schema.items():
         try:
@@ -131,7 +137,8 @@ def _column_hashes(engine: Any, configs: Sequence[TableConfig]) -> dict[str, str
                 continue
             described = [(c["name"], str(c["type"]), bool(c.get("nullable", True))) for c in columns]
             hashes[config.landing_name] = hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
-    return hashes
+            types[config.landing_name] = {c["name"]: c["type"] for c in columns}
+    return hashes, types
 
 
 def same_value(a: Any, b: Any) -> bool:
