@@ -11,13 +11,15 @@ parse`` then runs in the background while the rest of the code location imports 
 from __future__ import annotations
 
 from oso_dagster.location import dbt_project
-from oso_dagster.location.entry_points import installed_dbt_packages
+from oso_dagster.location.entry_points import installed_dbt_packages, installed_entry_points
 from oso_dagster.settings import Settings
 
 _settings = Settings.from_env()
-_manifest_job = dbt_project.start(_settings, installed_dbt_packages())
+_entries = installed_entry_points()  # scanned once, for the dbt packages and the sources alike
+_manifest_job = dbt_project.start(_settings, installed_dbt_packages(_entries))
 
 # Imported after the manifest job started so the two overlap (see the module docstring).
 from oso_dagster.location.definitions import build_definitions  # noqa: E402
+from oso_dagster.location.discovery import discover  # noqa: E402
 
-defs = build_definitions(_settings, manifest_job=_manifest_job)
+defs = build_definitions(_settings, discover(_settings.on_broken_source, _entries), manifest_job=_manifest_job)

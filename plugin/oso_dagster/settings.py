@@ -51,6 +51,8 @@ class Settings:
     """``OSO_BIGQUERY_API_ENDPOINT``: a BigQuery-compatible endpoint instead of Google's (the tests' emulator)."""
     bigquery_token: str | None = field(default=None, repr=False)
     """``OSO_BIGQUERY_TOKEN``: a static OAuth token (needs ``OSO_BIGQUERY_PROJECT``); never printed."""
+    rebuild_staging: bool = False
+    """``OSO_REBUILD_STAGING``: ``1`` re-creates every staging view, changed or not; default ``0`` (only changed)."""
     dagster_home: Path | None = None
     """``DAGSTER_HOME`` (Dagster's own setting): where ``oso-sources list`` reads each table's health."""
 
@@ -85,6 +87,7 @@ class Settings:
             on_broken_source=_on_broken_source(env.get("OSO_ON_BROKEN_SOURCE")),
             bigquery_api_endpoint=(env.get("OSO_BIGQUERY_API_ENDPOINT") or "").strip().rstrip("/") or None,
             bigquery_token=env.get("OSO_BIGQUERY_TOKEN") or None,
+            rebuild_staging=(env.get("OSO_REBUILD_STAGING") or "0").strip().lower() in ("1", "true", "yes"),
             dagster_home=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )
 

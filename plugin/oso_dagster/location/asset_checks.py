@@ -6,20 +6,23 @@ run (after each sync, as part of the source's job, or from the freshness sensor)
 """
 
 
+import time
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from typing import Any
 
-import sqlalchemy as sa
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetKey,
+    JsonMetadataValue,
     SensorDefinition,
-    build_last_update_freshness_checks,
+    TimestampMetadataValue,
     build_sensor_for_freshness_checks,
     multi_asset_check,
 )
@@ -33,20 +36,68 @@ STAGING_CHECK = "staging_models_parse"
 
 
 def freshness_checks(source: SqlSource) -> list[AssetChecksDefinition]:
-    """Dagster's own last-update freshness checks, one bound per distinct ``freshness_hours``."""
+    """Last-update freshness checks, one multi-check per distinct ``freshness_hours``.
+
+    Built like Dagster's ``build_last_update_freshness_checks`` (same check names, specs and result metadata,
+    so Dagster's freshness sensor drives them), but each evaluation reads the latest materialization of all its
+    tables in one event-log query instead of two per table: 10.4 s for 200 tables became well under a second
+    (docs/benchmarks.md).
+    """
     by_hours: dict[float, list] = defaultdict(list)
     for table in source.tables:
         if table.freshness_hours:
             by_hours[float(table.freshness_hours)].append(asset_key(source.name, table))
-    with warnings.catch_warnings():
-        # Dagster marks these checks superseded by FreshnessPolicy, which only its daemon evaluates;
-        # a check runs inside the sync job itself and needs no daemon, which is what we want here.
-        warnings.simplefilter("ignore")
-        return [
-            check
-            for hours, keys in sorted(by_hours.items())
-            for check in build_last_update_freshness_checks(assets=keys, lower_bound_delta=timedelta(hours=hours))
-        ]
+    return [_freshness_check(keys, timedelta(hours=hours)) for hours, keys in sorted(by_hours.items())]
+
+
+def _freshness_check(keys: Sequence[AssetKey], lower_bound: timedelta) -> AssetChecksDefinition:
+    # Dagster's own decorator and metadata keys (private modules, pinned Dagster): what its freshness
+    # sensor recognises and reads (fresh_until) to schedule the next evaluation
+    from dagster._core.definitions.asset_checks.asset_check_factories.utils import (
+        FRESH_UNTIL_METADATA_KEY,
+        FRESHNESS_PARAMS_METADATA_KEY,
+        LAST_UPDATED_TIMESTAMP_METADATA_KEY,
+        LOWER_BOUND_DELTA_PARAM_KEY,
+        LOWER_BOUND_TIMESTAMP_METADATA_KEY,
+        TIMEZONE_PARAM_KEY,
+        freshness_multi_asset_check,
+    )
+
+    params = JsonMetadataValue({TIMEZONE_PARAM_KEY: "UTC", LOWER_BOUND_DELTA_PARAM_KEY: lower_bound.total_seconds()})
+
+    @freshness_multi_asset_check(params_metadata=params, asset_keys=list(keys), blocking=False)
+    def _fresh(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+        selected = [check_key.asset_key for check_key in context.selected_asset_check_keys]
+        latest = context.instance.get_latest_materialization_events(selected)
+        now = time.time()
+        bound = now - lower_bound.total_seconds()
+        for key in selected:
+            entry = latest.get(key)
+            updated = entry.timestamp if entry is not None else None
+            passed = updated is not None and updated >= bound
+            metadata: dict[str, Any] = {
+                FRESHNESS_PARAMS_METADATA_KEY: params,
+                LOWER_BOUND_TIMESTAMP_METADATA_KEY: TimestampMetadataValue(bound),
+            }
+            if updated is not None:
+                metadata[LAST_UPDATED_TIMESTAMP_METADATA_KEY] = TimestampMetadataValue(updated)
+            if passed and updated is not None:
+                metadata[FRESH_UNTIL_METADATA_KEY] = TimestampMetadataValue(updated + lower_bound.total_seconds())
+            yield AssetCheckResult(
+                asset_key=key, passed=passed, severity=AssetCheckSeverity.WARN, metadata=metadata,
+                description=_freshness_text(passed, updated, now, lower_bound),
+            )
+
+    return _fresh
+
+
+def _freshness_text(passed: bool, updated: float | None, now: float, lower_bound: timedelta) -> str:
+    if updated is None:
+        return "Asset has never been materialized."
+    ago = timedelta(seconds=round(now - updated))
+    if passed:
+        return f"Asset is currently fresh. The last update was {ago} ago, within the allowed {lower_bound}."
+    return f"Asset is overdue. The last update was {ago} ago, more than the allowed {lower_bound}."
 
 
 def freshness_sensor(checks: Sequence[AssetChecksDefinition]) -> SensorDefinition | None:
@@ -95,6 +146,8 @@ def _compare_counts(source: SqlSource, tables: Sequence[TableConfig], settings: 
 def _count_and_compare(
     source: SqlSource, tables: Sequence[TableConfig], settings: Settings, secrets: list[str]
 ) -> Iterator[AssetCheckResult]:
+    import sqlalchemy as sa
+
     from oso_dagster.database import create_source_engine, database_error, reflect_table
     from oso_dagster.utils.secrets import resolver_from_settings
     from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline, warehouse_write_lock

@@ -10,6 +10,7 @@ from dagster import AssetExecutionContext, AssetsDefinition
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from oso_dagster.location.dbt_project import dbt_env, dbt_executable, source_group_names
+from oso_dagster.run.staging_skip import build_staging
 from oso_dagster.settings import Settings
 from oso_dagster.warehouse.destinations import warehouse_write_lock
 
@@ -37,7 +38,7 @@ def build_staging_assets(manifest: Path, settings: Settings) -> list[AssetsDefin
     package:<its dbt package>``.
     """
     data = json.loads(manifest.read_text(encoding="utf-8"))
-    groups = source_group_names(manifest)
+    groups = source_group_names(data)
     translator = OsoDbtTranslator(groups)
     assets = []
     used: set[str] = set()
@@ -84,8 +85,9 @@ def _package_assets(manifest: Mapping[str, Any], package: str, name: str,
     def _staging(context: AssetExecutionContext, dbt: DbtCliResource):
         # dbt-duckdb writes the same file as replication: take the same lock. ``settings`` are the code
         # location's, read once when it loaded (in the run's own process too).
+        # views whose SQL, config and table columns did not change are not re-created (run/staging_skip.py)
         with warehouse_write_lock(settings):
-            yield from dbt.cli(["build"], context=context).stream()
+            yield from build_staging(context, dbt, manifest, translator, settings)
 
     return _staging
 

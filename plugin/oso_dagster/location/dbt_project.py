@@ -314,9 +314,12 @@ def _readable(packages: Sequence[DbtPackage]) -> tuple[list[DbtPackage], list[Br
     return usable, broken
 
 
-def source_group_names(manifest: Path) -> dict[str, str]:
-    """dbt package name -> source name, read from each package's sources (their ``meta.dagster.asset_key``)."""
-    data = json.loads(manifest.read_text(encoding="utf-8"))
+def source_group_names(manifest: Path | Mapping[str, Any]) -> dict[str, str]:
+    """dbt package name -> source name, read from each package's sources (their ``meta.dagster.asset_key``).
+
+    Give the parsed manifest where it is at hand: a 200-model manifest takes a while to parse.
+    """
+    data = json.loads(manifest.read_text(encoding="utf-8")) if isinstance(manifest, Path) else manifest
     groups: dict[str, str] = {}
     for node in data.get("sources", {}).values():
         key = (node.get("meta") or {}).get("dagster", {}).get("asset_key")

@@ -47,13 +47,16 @@ class Discovery:
         return [DbtPackage(p.distribution, p.version, p.dbt_dir) for p in self.packages]
 
 
-def discover(on_broken: str | None = None) -> Discovery:
-    """Load every installed source package; raise on a broken one unless ``on_broken == "warn"``."""
+def discover(on_broken: str | None = None, entries: list[tuple[str, str, EntryPoint]] | None = None) -> Discovery:
+    """Load every installed source package; raise on a broken one unless ``on_broken == "warn"``.
+
+    ``entries``: an :func:`installed_entry_points` scan already made (the code location scans once).
+    """
     mode = on_broken or Settings.from_env().on_broken_source
     packages: list[SourcePackage] = []
     errors: list[SourcePackageError] = []
     owners: dict[str, str] = {}
-    for dist_name, version, ep in installed_entry_points():
+    for dist_name, version, ep in installed_entry_points() if entries is None else entries:
         try:
             package = _load(dist_name, version, ep)
             for source in package.sources:

@@ -82,5 +82,9 @@ def dbt_dir_of(ep: EntryPoint) -> Path | None:
     return None
 
 
-def installed_dbt_packages() -> list[DbtPackage]:
-    return [DbtPackage(dist, version, dbt_dir_of(ep)) for dist, version, ep in installed_entry_points()]
+def installed_dbt_packages(
+    entries: list[tuple[str, str, EntryPoint]] | None = None,
+) -> list[DbtPackage]:
+    """The dbt folders of ``entries`` (default: scan what is installed); pass a scan to reuse it."""
+    found = installed_entry_points() if entries is None else entries
+    return [DbtPackage(dist, version, dbt_dir_of(ep)) for dist, version, ep in found]

@@ -30,6 +30,8 @@ from oso_dagster.run.failures import reported_as_failure, unwrap_dlt_error
 from oso_dagster.run.load_duckdb import loads_directly
 from oso_dagster.run.metadata import TableLoad, table_metadata, warehouse_row_counts
 from oso_dagster.run.schema_changes import schema_change_message
+from oso_dagster.run.skip_unchanged import SkipState
+from oso_dagster.run.step_log import StepSummary, demote_dlt_hint_warnings
 from oso_dagster.run.table_reader import TablePlan, build_dlt_source, explain_read_error, plan_tables, table_resource
 from oso_dagster.settings import Settings
 from oso_dagster.utils.secrets import resolver_from_settings
@@ -51,27 +53,40 @@ def _replicate(
     context: AssetExecutionContext, source: SqlSource, settings: Settings, url: str
 ) -> Iterator[MaterializeResult]:
     started = time.monotonic()
+    demote_dlt_hint_warnings()
     engine = create_source_engine(url)
     selected = context.selected_asset_keys
     configs = [config for config in source.tables if asset_key(source.name, config) in selected]
-    plans, broken = plan_tables(context, engine, configs, settings.destination)
+    pipeline = make_pipeline(settings, source.name)
+    summary = StepSummary()
+    # unchanged merged tables cost one query each and nothing more (oso_dagster.run.skip_unchanged)
+    skip = _unchanged_tables(context, pipeline, engine, source, configs)
+    configs = [c for c in configs if c not in skip.unchanged]
+    if skip.unchanged:
+        summary.skipped(len(skip.unchanged))
+        with warehouse_write_lock(settings):
+            yield from _report_unchanged(pipeline, source, skip.unchanged)
+    plans, broken = plan_tables(context, engine, configs, settings.destination) if configs else ([], [])
     for plan in plans:
-        context.log.info(
+        context.log.debug(
             f"{plan.config.qualified_name}: backend={plan.backend}, "
             f"{mode_label(plan.config.cursor_column)}"
             f"{', lossless casts: ' + ', '.join(plan.casts) if plan.casts else ''}"
             f"{', as JSON text: ' + ', '.join(sorted(plan.json_text)) if plan.json_text else ''}"
         )
-    pipeline = make_pipeline(settings, source.name)
     destination = settings.destination
     direct = [p for p in plans if _loads_directly(destination, p)]
     via_dlt = [p for p in plans if not _loads_directly(destination, p)]
     failed: list[BaseException] = []  # direct loads that failed; raised once the other tables landed
     with warehouse_write_lock(settings), dlt_environment(settings, source.options.concurrency):
         if direct:
-            yield from _load_direct_tables(context, pipeline, engine, source, direct, failed)
+            yield from _load_direct_tables(context, pipeline, engine, source, direct, failed, summary)
         if via_dlt:
-            yield from _load_with_dlt(context, pipeline, engine, source, settings, via_dlt, started)
+            yield from _load_with_dlt(context, pipeline, engine, source, settings, via_dlt, started, summary)
+            dlt_state = pipeline.state
+            skip.remember(via_dlt, lambda config: _cursor_value(pipeline, source.name, config, dlt_state))
+    summary.failed = len(failed) + len(broken)
+    context.log.info(summary.text(source.name, time.monotonic() - started))
     if failed:
         raise failed[0]
     if broken:  # the other tables landed; the step still fails, naming what did not
@@ -91,6 +106,7 @@ def _load_with_dlt(
     settings: Settings,
     plans: Sequence[TablePlan],
     started: float,
+    summary: StepSummary,
 ) -> Iterator[MaterializeResult]:
     """Run dlt's pipeline (extract, normalize, load files) for the tables that need its merge or formats."""
     destination = settings.destination
@@ -99,7 +115,9 @@ def _load_with_dlt(
         {p.config.landing_name: table_asset_spec(source.name, p.config, destination, source.secret.label)
          for p in plans}
     )
-    cursors_before = {p.config.landing_name: _cursor_value(pipeline, source.name, p.config) for p in plans}
+    state_before = pipeline.state
+    cursors_before = {p.config.landing_name: _cursor_value(pipeline, source.name, p.config, state_before)
+                      for p in plans}
     with _explaining_read_errors(engine, plans):
         results = list(
             DagsterDltResource().run(
@@ -119,6 +137,7 @@ def _load_with_dlt(
     counts = warehouse_row_counts(pipeline, [p.config.landing_name for p in plans])
     # the schema as normalize stored it (the pipeline's in-memory copy still holds only the source's hints)
     schema = pipeline.schemas.load_schema(pipeline.default_schema.name)
+    state_after = pipeline.state
     for result in results:
         assert result.asset_key is not None  # dagster-dlt names the asset of every result
         plan = by_key[result.asset_key]
@@ -128,9 +147,11 @@ def _load_with_dlt(
             table=landing, cursor=plan.config.cursor_column,
             rows_loaded=_as_int(rows), seconds=elapsed, loader="dlt",
             backend=plan.backend, write_disposition=plan.config.write_disposition,
-            cursor_from=cursors_before.get(landing), cursor_to=_cursor_value(pipeline, source.name, plan.config),
+            cursor_from=cursors_before.get(landing),
+            cursor_to=_cursor_value(pipeline, source.name, plan.config, state_after),
             row_count=counts.get(landing),
         )
+        summary.table(context.log, plan.config.qualified_name, load.rows_loaded, elapsed, f"dlt, {plan.backend}")
         columns = schema.get_table_columns(landing) if landing in schema.tables else {}
         yield MaterializeResult(
             asset_key=result.asset_key, metadata=table_metadata(pipeline, load, columns, result.metadata)
@@ -139,7 +160,7 @@ def _load_with_dlt(
 
 def _load_direct_tables(
     context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, source: SqlSource,
-    plans: Sequence[TablePlan], errors: list[BaseException],
+    plans: Sequence[TablePlan], errors: list[BaseException], summary: StepSummary,
 ) -> Iterator[MaterializeResult]:
     """Load each table directly, ``concurrency`` at a time; a failed table (added to ``errors``) does not
     stop the others."""
@@ -148,11 +169,20 @@ def _load_direct_tables(
     if workers == 1:
         for plan in plans:
             try:
-                yield _load_direct(context, pipeline, engine, source.name, plan)
+                yield _counted(_load_direct(context, pipeline, engine, source.name, plan), summary)
             except Exception as exc:
                 errors.append(exc)
     else:
-        yield from _load_direct_in_threads(context, pipeline, engine, source.name, plans, workers, errors)
+        for result in _load_direct_in_threads(context, pipeline, engine, source.name, plans, workers, errors):
+            yield _counted(result, summary)
+
+
+def _counted(result: MaterializeResult, summary: StepSummary) -> MaterializeResult:
+    metadata = result.metadata or {}
+    rows = metadata.get("rows_loaded")
+    summary.loaded += 1
+    summary.rows += _as_int(rows)
+    return result
 
 
 def _load_direct_in_threads(
@@ -175,7 +205,7 @@ def _load_direct(
     """A full refresh streamed straight into DuckDB and swapped in (see :mod:`oso_dagster.run.load_duckdb`)."""
     name = plan.config.qualified_name
     started_at = datetime.now(UTC)
-    context.log.info(f"{name}: streaming into DuckDB, replacing the table in one transaction")
+    context.log.debug(f"{name}: streaming into DuckDB, replacing the table in one transaction")
     with _explaining_read_errors(engine, [plan]):
         load = load_duckdb.load_table(
             pipeline,
@@ -184,7 +214,7 @@ def _load_direct(
             Schema(source_name, normalizers={"names": NAMING_MODULE}),
             progress=lambda rows: context.log.info(f"{name}: {rows:,} rows streamed"),
         )
-    context.log.info(f"{name}: {load.rows:,} rows in {load.seconds:.1f}s")
+    context.log.info(f"{name}: {load.rows:,} rows in {load.seconds:.1f} s (duckdb direct, {plan.backend})")
     table_load = TableLoad(
         table=load.table, cursor=None, rows_loaded=load.rows, seconds=load.seconds, loader="duckdb direct",
         backend=plan.backend, write_disposition=plan.config.write_disposition, row_count=load.rows,
@@ -200,11 +230,13 @@ def _as_int(value: object) -> int:
     return int(raw) if isinstance(raw, (int, float)) else 0
 
 
-def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig) -> Any:
+def _cursor_value(pipeline: dlt.Pipeline, source_name: str, config: TableConfig, state: Any = None) -> Any:
+    """dlt's stored cursor of a table; pass ``state`` (``pipeline.state``, which re-reads and copies the
+    state file on every access) when asking for many tables."""
     if not config.cursor_column:
         return None
     try:
-        resources = pipeline.state["sources"][source_name]["resources"]
+        resources = (state if state is not None else pipeline.state)["sources"][source_name]["resources"]
         return resources[config.landing_name]["incremental"][config.cursor_column]["last_value"]
     except (KeyError, TypeError):
         return None
@@ -233,3 +265,66 @@ def _failed_resource(exc: BaseException) -> str | None:
             return seen.pipe_name
         seen = getattr(seen, "exception", None) or seen.__cause__
     return None
+
+
+def _unchanged_tables(
+    context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, source: SqlSource,
+    configs: Sequence[TableConfig],
+) -> UnchangedTables:
+    """Which merged incremental tables have nothing new (see :mod:`oso_dagster.run.skip_unchanged`)."""
+    from oso_dagster.run import skip_unchanged
+
+    candidates = skip_unchanged.candidates(configs)
+    state = SkipState(pipeline.working_dir)
+    if not candidates:
+        return UnchangedTables(state, {}, {}, [])
+    fingerprints, maxima = skip_unchanged.take_fingerprints(engine, candidates, source.options.concurrency)
+    dlt_state = pipeline.state
+    _, unchanged = skip_unchanged.split_unchanged(
+        candidates, fingerprints, state, lambda c: _cursor_value(pipeline, source.name, c, dlt_state),
+        pending=pipeline.has_pending_data,
+    )
+    if unchanged:
+        context.log.debug(f"unchanged since the last sync: {', '.join(c.qualified_name for c in unchanged)}")
+    return UnchangedTables(state, fingerprints, maxima, unchanged)
+
+
+class UnchangedTables:
+    """The skip decision of one step, and what to store once the other tables loaded."""
+
+    def __init__(self, state: SkipState, fingerprints: dict[str, Any], maxima: dict[str, Any],
+                 unchanged: list[TableConfig]) -> None:
+        self.state, self.fingerprints, self.maxima, self.unchanged = state, fingerprints, maxima, unchanged
+
+    def remember(self, plans: Sequence[TablePlan], cursor_of: Any) -> None:
+        """After a successful dlt load: store each loaded table's fingerprint taken before it."""
+        if not self.fingerprints and not self.state.entries:
+            return
+        for plan in plans:
+            config = plan.config
+            self.state.record(config, self.fingerprints.get(config.landing_name),
+                              self.maxima.get(config.landing_name), cursor_of(config), config.reconcile_deletes)
+        self.state.save()
+
+
+def _report_unchanged(
+    pipeline: dlt.Pipeline, source: SqlSource, configs: Sequence[TableConfig]
+) -> Iterator[MaterializeResult]:
+    """A materialization per unchanged table (the sync confirmed it current, so freshness holds), no load."""
+    counts = warehouse_row_counts(pipeline, [c.landing_name for c in configs])
+    destination = pipeline.destination.destination_name
+    dlt_state = pipeline.state
+    for config in configs:
+        cursor = _cursor_value(pipeline, source.name, config, dlt_state)
+        metadata: dict[str, Any] = {
+            "summary": f"unchanged since the last sync ({mode_label(config.cursor_column)}, cursor at {cursor}): "
+                       "one query, nothing loaded",
+            "unchanged": True,
+            "rows_loaded": 0,
+            "cursor_value": str(cursor),
+            "loader": "skipped (unchanged)",
+            "dagster/table_name": f"{destination}.{pipeline.dataset_name}.{config.landing_name}",
+        }
+        if config.landing_name in counts:
+            metadata["dagster/row_count"] = counts[config.landing_name]
+        yield MaterializeResult(asset_key=asset_key(source.name, config), metadata=metadata)
