@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from isolation import bench_env
-from oso_dagster.scaffold.render import SourceSpec, TableSpec, generate
+from oso_dagster.scaffold.answers import SourceSpec, TableSpec
+from oso_dagster.scaffold.render import generate
 
 BIN = Path(sys.executable).parent
 LOAD = "from oso_dagster.definitions import defs; n = len(defs.resolve_asset_graph().get_all_asset_keys()); print(n)"

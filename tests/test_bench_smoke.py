@@ -65,3 +65,11 @@ def test_many_tables_lands_every_row_on_each_sync(pg_url: str) -> None:
     assert _rows(out, "first sync") == [landed]
     assert _rows(out, "no-change sync") == [landed]
     assert _rows(out, "1 table changed") == [landed]
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("*.py") if "argparse" in p.read_text()))
+def test_every_benchmark_script_starts(script: str) -> None:
+    """A script whose imports broke (a module moved) fails here, not the day someone measures with it."""
+    result = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True,
+                            check=False, timeout=120)
+    assert result.returncode == 0 and "usage:" in result.stdout, result.stderr[-2000:]
