@@ -27,9 +27,8 @@ import time
 from pathlib import Path
 
 import duckdb
-import sqlalchemy as sa
-
 import sources
+import sqlalchemy as sa
 from isolation import bench_env
 from peers import floor
 

@@ -45,7 +45,7 @@ def _kill_mid_snapshot(proc: subprocess.Popen[str], timeout: float = 120) -> str
     for line in proc.stdout:
         seen.append(line)
         match = _PROGRESS.search(line)
-        if match and 0 < int(match[1]) and int(match[1]) * 3 >= int(match[2]):
+        if match and int(match[1]) > 0 and int(match[1]) * 3 >= int(match[2]):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             assert proc.returncode == -signal.SIGKILL, f"exited with {proc.returncode}, not by SIGKILL"
