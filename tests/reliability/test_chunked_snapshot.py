@@ -91,6 +91,25 @@ def test_killed_chunked_snapshot_resumes_exactly(kind: str, request: pytest.Fixt
     source = [_normal(r) for r in src(url, f"SELECT {columns} FROM big ORDER BY id")]
     landed = [_normal(r) for r in wh(f"SELECT {columns} FROM chunk_k.big ORDER BY id")]
     assert len(landed) == ROWS and landed == source
-    assert wh("SELECT count(*) FROM chunk_k._oso_snapshot_chunks") == [(0,)]  # nothing left behind
-    assert {t for (t,) in wh("SELECT table_name FROM information_schema.tables WHERE table_schema = 'chunk_k'")
-            } == {"big", "_oso_snapshot_chunks"}
+    # nothing left behind: no staging table, no plan
+    assert [t for (t,) in wh("SELECT table_name FROM information_schema.tables WHERE table_schema = 'chunk_k'")
+            ] == ["big"]
+
+
+def test_reset_table_drops_an_unfinished_snapshot() -> None:
+    """``oso-sources reset-table`` forgets a snapshot a killed run left, so the next run plans a new one."""
+    from oso_dagster.ops.reset import reset_table
+    from oso_dagster.run import chunked_snapshot, load_duckdb
+    from oso_dagster.settings import Settings
+    from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline
+
+    settings = Settings.from_env()
+    pipeline = make_pipeline(settings, "chunk_r")
+    with dlt_environment(settings):
+        load_duckdb.ensure_dataset(pipeline)
+        with pipeline.sql_client() as client:
+            chunked_snapshot._ensure_progress_table(client)
+            chunked_snapshot._save_plan(client, "big", "key", chunked_snapshot._ranges([[1000]]))
+            client.execute_sql("CREATE TABLE chunk_r._oso_snapshot_big (id BIGINT)")
+    reset_table("chunk_r", "big", settings)
+    assert wh("SELECT table_name FROM information_schema.tables WHERE table_schema = 'chunk_r'") == []

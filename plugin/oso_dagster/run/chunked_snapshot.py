@@ -84,8 +84,7 @@ def load_if_large(
     chunk_rows: int = config.snapshot_chunk_rows
     landing = config.landing_name
     with pipeline.sql_client() as client:
-        _ensure_progress_table(client)
-        kind, chunks = _saved_plan(client, landing)
+        kind, chunks = _saved_plan(client, landing) if _table_exists(client, PROGRESS_TABLE) else ("", None)
     name = config.qualified_name
     with _snapshot_engine(engine) as (reader, planner):
         if chunks is None:
@@ -95,6 +94,7 @@ def load_if_large(
             kind, chunks = found
             with pipeline.sql_client() as client, client.begin_transaction():
                 _drop_unfinished(client, landing)
+                _ensure_progress_table(client)
                 _save_plan(client, landing, kind, chunks)
             log(f"{name}: snapshot in {len(chunks)} chunk(s) of about {chunk_rows:,} rows, by {kind}")
         else:
@@ -151,9 +151,7 @@ def _load_chunks(
             f"ALTER TABLE {client.make_qualified_table_name(staging_table(landing))} "
             f"RENAME TO {client.escape_column_name(landing)}"
         )
-        client.execute_sql(
-            f"DELETE FROM {client.make_qualified_table_name(PROGRESS_TABLE)} WHERE table_name = ?", landing
-        )
+        _drop_unfinished(client, landing)
         (total,), = client.execute_sql(f"SELECT count(*) FROM {target}")
     if not columns:  # resumed with nothing left to read: the landed columns, as DuckDB holds them
         columns = _landed_columns(pipeline, landing)
@@ -369,11 +367,13 @@ def _done_chunks(client: Any, landing: str) -> set[int]:
 
 
 def _drop_unfinished(client: Any, landing: str) -> None:
+    """Drop the staging table and the plan of ``landing``; the progress table too once no plan is left in it."""
     client.execute_sql(f"DROP TABLE IF EXISTS {client.make_qualified_table_name(staging_table(landing))}")
     if _table_exists(client, PROGRESS_TABLE):
-        client.execute_sql(
-            f"DELETE FROM {client.make_qualified_table_name(PROGRESS_TABLE)} WHERE table_name = ?", landing
-        )
+        progress = client.make_qualified_table_name(PROGRESS_TABLE)
+        client.execute_sql(f"DELETE FROM {progress} WHERE table_name = ?", landing)
+        if not client.execute_sql(f"SELECT 1 FROM {progress} LIMIT 1"):
+            client.execute_sql(f"DROP TABLE {progress}")
 
 
 def drop_unfinished_snapshot(pipeline: dlt.Pipeline, landing: str) -> bool:
