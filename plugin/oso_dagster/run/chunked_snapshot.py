@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dlt
 import pyarrow as pa
@@ -35,6 +35,9 @@ from sqlalchemy.pool import NullPool
 from oso_dagster.naming import quote_identifier
 from oso_dagster.run import load_duckdb
 from oso_dagster.run.load_duckdb import DirectLoad
+
+if TYPE_CHECKING:
+    from oso_dagster.run.table_reader import TablePlan
 
 PROGRESS_TABLE = "_oso_snapshot_chunks"
 STAGING_PREFIX = "_oso_snapshot_"
@@ -68,11 +71,11 @@ class ChunkedLoad(DirectLoad):
                 "chunks_resumed": self.chunks_resumed}
 
 
-ResourceFor = Callable[[Engine, Any, Callable[[sa.Table], Any]], Any]
+ResourceFor = Callable[[Engine, "TablePlan", Callable[[sa.Table], Any]], Any]
 
 
 def load_if_large(
-    pipeline: dlt.Pipeline, engine: Engine, plan: Any, schema: Schema, resource_for: ResourceFor,
+    pipeline: dlt.Pipeline, engine: Engine, plan: TablePlan, schema: Schema, resource_for: ResourceFor,
     log: Callable[[str], None],
 ) -> ChunkedLoad | None:
     """Load ``plan``'s table in chunks when it is larger than ``snapshot_chunk_rows`` or an unfinished
@@ -86,6 +89,8 @@ def load_if_large(
     with pipeline.sql_client() as client:
         kind, chunks = _saved_plan(client, landing) if _table_exists(client, PROGRESS_TABLE) else ("", None)
     name = config.qualified_name
+    if chunks is None and _estimated_rows(engine, plan.table) <= chunk_rows:
+        return None  # small: no exported snapshot, no plan, the one-transaction load
     with _snapshot_engine(engine) as (reader, planner):
         if chunks is None:
             found = _plan_chunks(planner, plan, chunk_rows)
@@ -105,7 +110,7 @@ def load_if_large(
 
 
 def _load_chunks(
-    pipeline: dlt.Pipeline, reader: Engine, plan: Any, schema: Schema, resource_for: ResourceFor, kind: str,
+    pipeline: dlt.Pipeline, reader: Engine, plan: TablePlan, schema: Schema, resource_for: ResourceFor, kind: str,
     chunks: Sequence[Chunk], log: Callable[[str], None],
 ) -> ChunkedLoad:
     started = time.monotonic()
@@ -234,10 +239,8 @@ def _bound(columns: Sequence[Any], values: Sequence[Any]) -> Any:
     return literals[0] if len(literals) == 1 else sa.tuple_(*literals)
 
 
-def _plan_chunks(engine: Engine, plan: Any, chunk_rows: int) -> tuple[str, list[Chunk]] | None:
+def _plan_chunks(engine: Engine, plan: TablePlan, chunk_rows: int) -> tuple[str, list[Chunk]] | None:
     """Ranges of about ``chunk_rows`` rows, or ``None`` when the table fits in one."""
-    if _estimated_rows(engine, plan.table) <= chunk_rows:
-        return None
     key = plan.primary_key
     if key and all(c in plan.table.c for c in key):
         bounds = _key_bounds(engine, plan.table, key, chunk_rows)
