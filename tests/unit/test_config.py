@@ -66,3 +66,16 @@ def test_sql_assets_rejects_a_plain_string_secret() -> None:
 def test_sql_assets_rejects_bad_source_name() -> None:
     with pytest.raises(ConfigurationError, match="cannot name a source"):
         sql_assets("Bad-Name", REF, [{"table": "t"}])
+
+
+def test_snapshot_options_default_override_and_errors() -> None:
+    options = SourceOptions.parse("s", {"snapshot_parallelism": 2})
+    big, small = parse_tables("s", [{"table": "big", "snapshot_chunk_rows": 5000}, {"table": "small"}], options)
+    assert (big.snapshot_chunk_rows, big.snapshot_parallelism) == (5000, 2)
+    assert (small.snapshot_chunk_rows, small.snapshot_parallelism) == (None, 2)  # off unless asked for
+    with pytest.raises(ConfigurationError, match="snapshot_chunk_rows must be a whole number >= 1000"):
+        parse_tables("s", [{"table": "t", "snapshot_chunk_rows": 10}], options)
+    with pytest.raises(ConfigurationError, match="snapshot_parallelism must be a whole number from 1 to 16"):
+        SourceOptions.parse("s", {"snapshot_parallelism": 0})
+    with pytest.raises(ConfigurationError, match="snapshot_chunk_rows"):
+        parse_tables("s", [{"table": "t", "snapshot_chunk_rows": 1.5e6}], options)

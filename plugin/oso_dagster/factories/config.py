@@ -21,6 +21,9 @@ DEFAULT_SCHEDULE = "0 3 * * *"
 DEFAULT_FRESHNESS_HOURS = 26.0
 DEFAULT_ROW_COUNT_TOLERANCE = 0.01
 DEFAULT_RETRIES = 3
+# resumable chunks are opt-in: their readers are slower than the one-transaction load (docs/benchmarks.md)
+DEFAULT_SNAPSHOT_CHUNK_ROWS: int | None = None
+DEFAULT_SNAPSHOT_PARALLELISM = 1
 
 
 class TableOptions(TypedDict, total=False):
@@ -54,6 +57,11 @@ class TableOptions(TypedDict, total=False):
     """Land a column as another type, cast in the source query: ``{"valid_to": "text"}`` (or dlt's column-hint
     shape, ``{"valid_to": {"data_type": "text"}}``). Types: see :data:`COLUMN_TYPES`. The way out for a value
     the column's own warehouse type cannot hold."""
+    snapshot_chunk_rows: int | None
+    """Full snapshots of larger tables are read and committed in key ranges of about this many rows, so a
+    killed run resumes at the first unfinished range (DuckDB direct path). Default None: off."""
+    snapshot_parallelism: int
+    """How many ranges of one snapshot are read at once (one source connection each). Default 1."""
 
 
 TABLE_KEYS = frozenset(TableOptions.__annotations__)
@@ -78,6 +86,8 @@ class TableConfig:
     soft_delete_column: str | None = None
     reconcile_deletes: bool = False
     columns: Mapping[str, str] = field(default_factory=dict)  # column -> dlt data type (COLUMN_TYPES)
+    snapshot_chunk_rows: int | None = DEFAULT_SNAPSHOT_CHUNK_ROWS
+    snapshot_parallelism: int = DEFAULT_SNAPSHOT_PARALLELISM
 
     @property
     def cursor_column(self) -> str | None:
@@ -109,6 +119,10 @@ class SourceOptions:
     retries: int = DEFAULT_RETRIES
     """How often a run step is retried (with exponential backoff) after a transient source error."""
     retry_delay_s: float = 30.0
+    snapshot_chunk_rows: int | None = DEFAULT_SNAPSHOT_CHUNK_ROWS
+    """Default ``snapshot_chunk_rows`` of every table: rows per resumable range of a full snapshot."""
+    snapshot_parallelism: int = DEFAULT_SNAPSHOT_PARALLELISM
+    """Default ``snapshot_parallelism`` of every table: ranges of one snapshot read at once."""
 
     @classmethod
     def parse(cls, name: str, options: Mapping[str, Any]) -> SourceOptions:
@@ -125,6 +139,7 @@ class SourceOptions:
         _check_chunk_size(name, "<source>", parsed.chunk_size)
         _check_hours(name, "<source>", parsed.freshness_hours)
         _check_tolerance(name, "<source>", parsed.row_count_tolerance)
+        _check_snapshot(name, "<source>", parsed.snapshot_chunk_rows, parsed.snapshot_parallelism)
         if parsed.schedule is not None:
             from dagster._utils.schedules import is_valid_cron_string
 
@@ -233,6 +248,9 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
                 f"this table is {disposition!r}. Full-refresh tables already drop deleted rows at every run."
             )
     columns = _parse_columns(where, entry.get("columns"))
+    chunk_rows = entry.get("snapshot_chunk_rows", options.snapshot_chunk_rows)
+    parallelism = entry.get("snapshot_parallelism", options.snapshot_parallelism)
+    _check_snapshot(name, table, chunk_rows, parallelism)
     return TableConfig(
         table=table,
         schema=schema,
@@ -247,6 +265,8 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
         soft_delete_column=soft_delete,
         reconcile_deletes=reconcile,
         columns=columns,
+        snapshot_chunk_rows=chunk_rows,
+        snapshot_parallelism=parallelism,
     )
 
 
@@ -297,4 +317,20 @@ def _check_tolerance(name: str, table: str, tolerance: object) -> None:
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
         raise ConfigurationError(
             f"sql_assets({name!r}) table {table!r}: row_count_tolerance must be a fraction in [0, 1), e.g. 0.01."
+        )
+
+
+def _check_snapshot(name: str, table: str, chunk_rows: object, parallelism: object) -> None:
+    """Both must be whole numbers: a fraction of a row or of a reader has no meaning."""
+    where = f"sql_assets({name!r}) table {table!r}"
+    if chunk_rows is not None and (not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool)
+                                   or chunk_rows < 1000):
+        raise ConfigurationError(
+            f"{where}: snapshot_chunk_rows must be a whole number >= 1000 (rows per resumable range of a full "
+            f"snapshot) or None (off), got {chunk_rows!r}."
+        )
+    if not isinstance(parallelism, int) or isinstance(parallelism, bool) or not 1 <= parallelism <= 16:
+        raise ConfigurationError(
+            f"{where}: snapshot_parallelism must be a whole number from 1 to 16 (ranges read at once, one "
+            f"source connection each), got {parallelism!r}."
         )

@@ -10,12 +10,14 @@ from typing import Any
 
 from oso_dagster.errors import ConfigurationError
 from oso_dagster.naming import warehouse_name
+from oso_dagster.run import chunked_snapshot
 from oso_dagster.settings import Settings
 from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline, warehouse_write_lock
 
 
 def reset_table(source_name: str, table: str, settings: Settings | None = None) -> None:
-    """Drop one table's warehouse copy, dlt schema entry and incremental cursor; the next run reloads it.
+    """Drop one table's warehouse copy, dlt schema entry, incremental cursor and any unfinished chunked
+    snapshot; the next run reloads it from scratch.
 
     The way out after a column type change that cannot be applied in place.
     """
@@ -27,7 +29,11 @@ def reset_table(source_name: str, table: str, settings: Settings | None = None) 
     with warehouse_write_lock(settings), dlt_environment(settings):
         pipeline.drop()
         pipeline.sync_destination()
+        # a chunked snapshot a killed run left unfinished (run/chunked_snapshot.py) would otherwise be resumed
+        unfinished = chunked_snapshot.drop_unfinished_snapshot(pipeline, landing)
         if not _in_warehouse(pipeline, landing):
+            if unfinished:
+                return
             known: list[str] = []
             if pipeline.default_schema_name:
                 known = sorted(pipeline.default_schema.data_table_names())

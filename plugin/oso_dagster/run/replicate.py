@@ -24,7 +24,7 @@ from oso_dagster.errors import SourceDatabaseError
 from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.factories.translator import OsoDltTranslator, asset_key, table_asset_spec
 from oso_dagster.naming import NAMING_MODULE, mode_label
-from oso_dagster.run import load_duckdb
+from oso_dagster.run import chunked_snapshot, load_duckdb
 from oso_dagster.run.deletes import reconcile_deletes
 from oso_dagster.run.failures import reported_as_failure, unwrap_dlt_error
 from oso_dagster.run.load_duckdb import loads_directly
@@ -206,14 +206,20 @@ def _load_direct(
     name = plan.config.qualified_name
     started_at = datetime.now(UTC)
     context.log.debug(f"{name}: streaming into DuckDB, replacing the table in one transaction")
+    schema = Schema(source_name, normalizers={"names": NAMING_MODULE})
     with _explaining_read_errors(engine, [plan]):
-        load = load_duckdb.load_table(
-            pipeline,
-            table_resource(engine, plan),
-            plan.config.landing_name,
-            Schema(source_name, normalizers={"names": NAMING_MODULE}),
-            progress=lambda rows: context.log.info(f"{name}: {rows:,} rows streamed"),
+        # a large table in resumable chunks (run/chunked_snapshot.py); None: small, one transaction below
+        load: load_duckdb.DirectLoad | None = chunked_snapshot.load_if_large(
+            pipeline, engine, plan, schema, table_resource, context.log.info
         )
+        if load is None:
+            load = load_duckdb.load_table(
+                pipeline,
+                table_resource(engine, plan),
+                plan.config.landing_name,
+                schema,
+                progress=lambda rows: context.log.info(f"{name}: {rows:,} rows streamed"),
+            )
     context.log.info(f"{name}: {load.rows:,} rows in {load.seconds:.1f} s (duckdb direct, {plan.backend})")
     table_load = TableLoad(
         table=load.table, cursor=None, rows_loaded=load.rows, seconds=load.seconds, loader="duckdb direct",
@@ -221,6 +227,8 @@ def _load_direct(
     )
     metadata = table_metadata(pipeline, table_load, load.columns)
     metadata.update(started_at=started_at.isoformat(), finished_at=datetime.now(UTC).isoformat())
+    if isinstance(load, chunked_snapshot.ChunkedLoad):
+        metadata.update(load.progress_metadata())
     return MaterializeResult(asset_key=asset_key(source_name, plan.config), metadata=metadata)
 
 

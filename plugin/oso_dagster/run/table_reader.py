@@ -4,7 +4,7 @@ dlt ``sql_table`` resource that reads it. Both load paths (dlt's files, and the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -158,7 +158,8 @@ def build_dlt_source(name: str, engine: Engine, plans: Sequence[TablePlan]) -> A
     return _source()
 
 
-def table_resource(engine: Engine, plan: TablePlan) -> Any:
+def table_resource(engine: Engine, plan: TablePlan, where: Callable[[sa.Table], Any] | None = None) -> Any:
+    """dlt's ``sql_table`` for ``plan``; ``where(table)`` restricts it to a range (a chunk of a snapshot)."""
     config = plan.config
     dialect = engine.dialect.name
     decimals = {
@@ -195,6 +196,8 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         return sa.cast(raw, casts[name]).label(name) if name in casts else raw
 
     def cast_query(query: sa.sql.Select, table: sa.Table) -> sa.sql.Select:
+        if where is not None:
+            query = query.where(where(table))
         if not casts and flag is None and not plan.json_text and not checked and not plan.duckdb_types \
                 and not plan.epochs and not config.columns:
             return query
