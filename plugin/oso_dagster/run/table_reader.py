@@ -158,7 +158,9 @@ def build_dlt_source(name: str, engine: Engine, plans: Sequence[TablePlan]) -> A
     return _source()
 
 
-def table_resource(engine: Engine, plan: TablePlan) -> Any:
+def table_resource(engine: Engine, plan: TablePlan, with_cursor: bool = True) -> Any:
+    """dlt's ``sql_table`` resource for ``plan``; ``with_cursor=False`` reads every row without dlt's
+    incremental (a direct first load, which records the cursor itself)."""
     config = plan.config
     dialect = engine.dialect.name
     decimals = {
@@ -212,7 +214,7 @@ def table_resource(engine: Engine, plan: TablePlan) -> Any:
         table=config.table,
         schema=config.schema,
         metadata=plan.table.metadata,
-        incremental=_cursor(config),
+        incremental=_cursor(config) if with_cursor else None,
         chunk_size=config.chunk_size,
         backend=plan.backend,  # type: ignore[arg-type]
         backend_kwargs=backend_kwargs,
