@@ -172,6 +172,8 @@ def table_resource(engine: Engine, plan: TablePlan, with_cursor: bool = True) ->
     # values a loosely typed source hands out are checked in Python (SQLite, MySQL dates); not with connectorx,
     # which reads PostgreSQL's own strictly typed values
     checked = plan.backend != "connectorx" and dialect in value_checks.CHECKED_DIALECTS
+    # connectorx reading MySQL: the zero dates the checked reader turns into NULL are turned so in the query
+    zero_dates_in_sql = plan.backend == "connectorx" and dialect in ("mysql", "mariadb")
 
     def column(table: sa.Table, name: str) -> Any:
         raw = table.c[name]
@@ -184,6 +186,8 @@ def table_resource(engine: Engine, plan: TablePlan, with_cursor: bool = True) ->
                 return value_checks.json_text(raw, config.qualified_name).label(name)
             return type_mapping.json_text(raw, dialect).label(name)
         expression = type_mapping.source_expression(raw, dialect)
+        if zero_dates_in_sql and isinstance(raw.type, (sa.Date, sa.DateTime)):
+            expression = value_checks.mysql_zero_date_as_null(raw)
         if name in plan.duckdb_types:
             expression = type_mapping.interval_text(raw, dialect)
         if name in plan.epochs:
@@ -198,7 +202,7 @@ def table_resource(engine: Engine, plan: TablePlan, with_cursor: bool = True) ->
 
     def cast_query(query: sa.sql.Select, table: sa.Table) -> sa.sql.Select:
         if not casts and flag is None and not plan.json_text and not checked and not plan.duckdb_types \
-                and not plan.epochs and not config.columns:
+                and not plan.epochs and not config.columns and not zero_dates_in_sql:
             return query
         return query.with_only_columns(*[column(table, c.name) for c in table.columns])
 
