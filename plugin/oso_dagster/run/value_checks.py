@@ -265,9 +265,8 @@ def _mysql_date(t: sqltypes.TypeEngine) -> Reader:
 def mysql_zero_date_as_null(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     """A MySQL date with a zero month or day as NULL, in the query: what :func:`_mysql_date` does in Python,
     for readers (connectorx) that fail on such a date instead of handing out its text."""
-    return sa.case(
-        (sa.or_(sa.func.year(column) == 0, sa.func.month(column) == 0, sa.func.dayofmonth(column) == 0), sa.null()), else_=column
-    )
+    zero = sa.or_(sa.func.year(column) == 0, sa.func.month(column) == 0, sa.func.dayofmonth(column) == 0)
+    return sa.case((zero, sa.null()), else_=column)
 
 
 def nullable_for_zero_dates(table: sa.Table, dialect: str, keep: set[str]) -> list[str]:
