@@ -233,6 +233,8 @@ def table_resource(engine: Engine, plan: TablePlan, with_cursor: bool = True) ->
         resource.add_map(lambda item: parse_decimals(item, config.qualified_name, decimals))
     if plan.backend == "connectorx":
         resource.add_map(value_checks.check_date_range)
+    if zero_dates_in_sql:  # MySQL through connectorx: integers as wide as the pyarrow path reads them
+        resource.add_map(widen_integers)
     if plan.epochs:
         epochs = dict(plan.epochs)
         resource.add_map(lambda item: value_checks.epochs_to_dates(item, epochs))
@@ -346,6 +348,20 @@ def parse_decimals(item: Any, table: str, decimals: Mapping[str, tuple[int, int]
                 "\"text\"}} in the table's entry of sql_assets, or fix the values in the source."
             ) from None
         item = item.set_column(index, item.schema.field(index).with_type(target), parsed)
+    return item
+
+
+def widen_integers(item: Any) -> Any:
+    """connectorx reads MySQL's ``INT`` as ``int32`` (and the smaller ones narrower); the pyarrow path reads
+    ``int64``, and dlt's normalizer takes an Arrow type's width as the column's precision (``INTEGER`` instead of
+    ``BIGINT`` in DuckDB). Widened here, both paths land the same column types."""
+    import pyarrow as pa
+
+    if not isinstance(item, (pa.Table, pa.RecordBatch)):
+        return item
+    for index, arrow_field in enumerate(item.schema):
+        if pa.types.is_integer(arrow_field.type) and arrow_field.type not in (pa.int64(), pa.uint64()):
+            item = item.set_column(index, arrow_field.with_type(pa.int64()), item.column(index).cast(pa.int64()))
     return item
 
 
