@@ -62,7 +62,7 @@ def applies(pipeline: dlt.Pipeline, source_name: str, plan: TablePlan, destinati
         return False
     config = plan.config
     try:
-        resources = pipeline.state["sources"][source_name]["resources"]  # type: ignore[index]
+        resources = pipeline.state["sources"][source_name]["resources"]
         if resources[config.landing_name]["incremental"]:
             return False
     except (KeyError, TypeError):
