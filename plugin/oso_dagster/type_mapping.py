@@ -184,7 +184,10 @@ def _is_native(t: sqltypes.TypeEngine) -> bool:
 
 
 def connectorx_reads_exactly(columns: Iterable[sa.Column], dialect: str) -> bool:
-    """True when every column (after casts) is a type connectorx reads without loss (PostgreSQL only)."""
+    """True when every column (after casts) is a type connectorx reads without loss (PostgreSQL, and
+    MySQL/MariaDB tables of plain types: see :func:`_mysql_connectorx_exact`)."""
+    if dialect in ("mysql", "mariadb"):
+        return all(_mysql_connectorx_exact(column, dialect) for column in columns)
     if dialect != "postgresql":
         return False
     for column in columns:
@@ -204,6 +207,34 @@ def connectorx_reads_exactly(columns: Iterable[sa.Column], dialect: str) -> bool
     return True
 
 
+# MySQL types connectorx decodes exactly as they are (checked against the pyarrow path in
+# tests/replication/test_types_mariadb.py); anything else keeps the pyarrow backend
+_MYSQL_CX_TEXT = {"VARCHAR", "CHAR", "NVARCHAR", "NCHAR", "TEXT", "TINYTEXT", "MEDIUMTEXT", "LONGTEXT"}
+_MYSQL_CX_INTEGERS = {"TINYINT", "SMALLINT", "MEDIUMINT", "INTEGER", "INT", "BIGINT"}
+
+
+def _mysql_connectorx_exact(column: sa.Column, dialect: str) -> bool:
+    """Whether connectorx reads this MySQL/MariaDB column exactly.
+
+    Its MySQL decoding panics on zero dates (they are turned into NULL in the query, as the pyarrow path
+    lands them), reads ``TIME`` only within a day, ``DECIMAL`` as ``decimal128(38, 10)`` (read as text and
+    parsed instead, see :func:`connectorx_decimals`), and ``TIMESTAMP`` in its own session's time zone:
+    tables with ``TIME``, ``TIMESTAMP``, ``YEAR``, ``BIT``, ``ENUM``/``SET``, JSON, binary, geometry or
+    unsigned ``BIGINT`` columns keep the pyarrow backend.
+    """
+    t = unwrap(column.type)
+    name = type(t).__name__.upper()
+    cast = source_cast(column.type, dialect)
+    if cast is not None:
+        # floats travel as DOUBLE (float64, exact); decimals too wide for the warehouse as their text
+        return isinstance(cast, sa.Double) or (isinstance(t, sqltypes.Numeric) and isinstance(cast, sa.Text))
+    if is_nested(column.type, dialect) or isinstance(t, (sqltypes.Enum, sqltypes.Boolean)):
+        return False
+    if name in _MYSQL_CX_INTEGERS or name in _MYSQL_CX_TEXT or name in ("DATE", "DATETIME"):
+        return True
+    return isinstance(t, sqltypes.Numeric) and not isinstance(t, sqltypes.Float) and name in ("DECIMAL", "NUMERIC")
+
+
 def connectorx_decimals(columns: Iterable[sa.Column], dialect: str) -> dict[str, tuple[int, int]]:
     """``numeric(p, s)`` columns that connectorx should read as text, with the precision and scale to parse.
 
@@ -212,7 +243,7 @@ def connectorx_decimals(columns: Iterable[sa.Column], dialect: str) -> dict[str,
     server's text form of the same value is exact at any precision; Arrow parses it into the declared
     ``decimal128(p, s)`` in a tenth of the time.
     """
-    if dialect != "postgresql":
+    if dialect not in ("postgresql", "mysql", "mariadb"):
         return {}
     decimals: dict[str, tuple[int, int]] = {}
     for column in columns:

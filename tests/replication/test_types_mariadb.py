@@ -91,3 +91,30 @@ def test_every_type(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert types["js"] == types["jnull"] == "JSON"  # MariaDB's json is longtext CHECK (json_valid(...))
     assert materialization_metadata(result)["everything"]["loader"] == "duckdb direct"
     assert_dlt_path_lands_the_same(monkeypatch, mysql_url, "everything", "src")
+
+
+# the columns connectorx reads exactly (type_mapping._mysql_connectorx_exact); a table of only these is read
+# with connectorx under backend "auto"
+CONNECTORX = ["t1", "tiu", "siu", "mi", "miu", "iu", "bi", "d_10_2", "d_38_10", "d_65_30", "fl", "db", "ch", "vc",
+              "tx", "d", "dtm"]
+
+
+def test_connectorx_reads_plain_tables_exactly(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    columns = [c for c in COLUMNS if c.name in CONNECTORX]
+    run_sql(mysql_url, *create_statements("plain", columns, " DEFAULT CHARSET=utf8mb4"),
+            "SET SESSION sql_mode = ''",
+            "CREATE TABLE zeros (id int PRIMARY KEY, d date, dtm datetime(6) NOT NULL)",
+            "INSERT INTO zeros VALUES (1, '0000-00-00', '0000-00-00 00:00:00'), (2, '2026-00-05', "
+            "'2026-05-00 01:02:03.000004'), (3, '2026-01-05', '2026-01-05 01:02:03.000004'), (4, NULL, "
+            "'0000-01-01 00:00:00')")
+    set_secret(monkeypatch, "cx", mysql_url)
+    meta = materialization_metadata(run_ok("cx", [{"table": "plain"}, {"table": "zeros"}]))
+    assert {meta[t]["backend"] for t in ("plain", "zeros")} == {"connectorx"}
+    problems = mismatches(rows_by_id("cx", "plain"), expected_rows(columns))
+    assert problems == [], "\n".join(problems)
+    set_secret(monkeypatch, "pa", mysql_url)
+    run_ok("pa", [{"table": "plain", "backend": "pyarrow"}, {"table": "zeros", "backend": "pyarrow"}])
+    for table in ("plain", "zeros"):
+        assert column_types("cx", table) == column_types("pa", table), table
+        assert rows_by_id("cx", table) == rows_by_id("pa", table), table
+    assert rows_by_id("cx", "zeros")[3]["d"] == dt.date(2026, 1, 5)

@@ -25,7 +25,8 @@ def _table() -> sa.Table:
 def test_bounded_numerics_of_any_scale_are_read_as_text_and_parsed() -> None:
     table = _table()
     assert connectorx_decimals(table.columns, "postgresql") == {"amount": (12, 2), "wide": (38, 30)}
-    assert connectorx_decimals(table.columns, "mysql") == {}
+    assert connectorx_decimals(table.columns, "mysql") == {"amount": (12, 2), "wide": (38, 30)}  # as text too
+    assert connectorx_decimals(table.columns, "sqlite") == {}
     assert connectorx_reads_exactly(table.columns, "postgresql")  # `big` is cast to text in the query
 
 

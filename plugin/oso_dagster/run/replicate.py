@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -24,10 +24,10 @@ from oso_dagster.errors import SourceDatabaseError
 from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.factories.translator import OsoDltTranslator, asset_key, table_asset_spec
 from oso_dagster.naming import NAMING_MODULE, mode_label
-from oso_dagster.run import chunked_snapshot, load_duckdb
+from oso_dagster.run import chunked_snapshot, first_load, load_duckdb
 from oso_dagster.run.deletes import reconcile_deletes
 from oso_dagster.run.failures import reported_as_failure, unwrap_dlt_error
-from oso_dagster.run.load_duckdb import loads_directly
+from oso_dagster.run.load_duckdb import DirectLoad, loads_directly
 from oso_dagster.run.metadata import TableLoad, table_metadata, warehouse_row_counts
 from oso_dagster.run.schema_changes import schema_change_message
 from oso_dagster.run.skip_unchanged import SkipState
@@ -81,8 +81,11 @@ def _replicate(
     with warehouse_write_lock(settings), dlt_environment(settings, source.options.concurrency):
         if direct:
             yield from _load_direct_tables(context, pipeline, engine, source, direct, failed, summary)
+        via_dlt, first_loads = _first_loads(context, pipeline, engine, source.name, destination, via_dlt)
         if via_dlt:
-            yield from _load_with_dlt(context, pipeline, engine, source, settings, via_dlt, started, summary)
+            yield from _load_with_dlt(
+                context, pipeline, engine, source, settings, via_dlt, started, summary, first_loads
+            )
             dlt_state = pipeline.state
             skip.remember(via_dlt, lambda config: _cursor_value(pipeline, source.name, config, dlt_state))
     summary.failed = len(failed) + len(broken)
@@ -107,6 +110,7 @@ def _load_with_dlt(
     plans: Sequence[TablePlan],
     started: float,
     summary: StepSummary,
+    first_loads: Mapping[str, DirectLoad] | None = None,
 ) -> Iterator[MaterializeResult]:
     """Run dlt's pipeline (extract, normalize, load files) for the tables that need its merge or formats."""
     destination = settings.destination
@@ -143,9 +147,12 @@ def _load_with_dlt(
         plan = by_key[result.asset_key]
         landing = plan.config.landing_name
         rows = (result.metadata or {}).get("rows_loaded")
+        direct = (first_loads or {}).get(landing)
         load = TableLoad(
             table=landing, cursor=plan.config.cursor_column,
-            rows_loaded=_as_int(rows), seconds=elapsed, loader="dlt",
+            # a direct first load: its rows (dlt's run re-read only those at the last cursor value)
+            rows_loaded=direct.rows if direct else _as_int(rows), seconds=elapsed,
+            loader="duckdb direct first load, then dlt" if direct else "dlt",
             backend=plan.backend, write_disposition=plan.config.write_disposition,
             cursor_from=cursors_before.get(landing),
             cursor_to=_cursor_value(pipeline, source.name, plan.config, state_after),
@@ -156,6 +163,32 @@ def _load_with_dlt(
         yield MaterializeResult(
             asset_key=result.asset_key, metadata=table_metadata(pipeline, load, columns, result.metadata)
         )
+
+
+def _first_loads(
+    context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, source_name: str, destination: str,
+    plans: list[TablePlan],
+) -> tuple[list[TablePlan], dict[str, DirectLoad]]:
+    """Incremental tables with no state and no rows yet land directly (:mod:`oso_dagster.run.first_load`);
+    returns the plans for dlt's run (those continuing from the cursor read) and the direct loads."""
+    loads: dict[str, DirectLoad] = {}
+    out: list[TablePlan] = []
+    for plan in plans:
+        if not first_load.applies(pipeline, source_name, plan, destination):
+            out.append(plan)
+            continue
+        name = plan.config.qualified_name
+        context.log.info(f"{name}: first sync, streaming the snapshot into DuckDB; dlt continues from its cursor")
+        with _explaining_read_errors(engine, [plan]):
+            done, continued = first_load.load(
+                pipeline, engine, source_name, plan,
+                progress=lambda rows, name=name: context.log.info(f"{name}: {rows:,} rows streamed"),
+            )
+        context.log.info(f"{name}: {done.rows:,} rows in {done.seconds:.1f}s, "
+                         f"cursor from {continued.config.incremental.initial_value!r}")  # type: ignore[union-attr]
+        loads[plan.config.landing_name] = done
+        out.append(continued)
+    return out, loads
 
 
 def _load_direct_tables(

@@ -158,8 +158,11 @@ def build_dlt_source(name: str, engine: Engine, plans: Sequence[TablePlan]) -> A
     return _source()
 
 
-def table_resource(engine: Engine, plan: TablePlan, where: Callable[[sa.Table], Any] | None = None) -> Any:
-    """dlt's ``sql_table`` for ``plan``; ``where(table)`` restricts it to a range (a chunk of a snapshot)."""
+def table_resource(engine: Engine, plan: TablePlan, where: Callable[[sa.Table], Any] | None = None,
+                   with_cursor: bool = True) -> Any:
+    """dlt's ``sql_table`` resource for ``plan``; ``where(table)`` restricts it to a range (a chunk of a
+    snapshot); ``with_cursor=False`` reads every row without dlt's incremental (a direct first load, which
+    records the cursor itself)."""
     config = plan.config
     dialect = engine.dialect.name
     decimals = {
@@ -171,6 +174,8 @@ def table_resource(engine: Engine, plan: TablePlan, where: Callable[[sa.Table], 
     # values a loosely typed source hands out are checked in Python (SQLite, MySQL dates); not with connectorx,
     # which reads PostgreSQL's own strictly typed values
     checked = plan.backend != "connectorx" and dialect in value_checks.CHECKED_DIALECTS
+    # connectorx reading MySQL: the zero dates the checked reader turns into NULL are turned so in the query
+    zero_dates_in_sql = plan.backend == "connectorx" and dialect in ("mysql", "mariadb")
 
     def column(table: sa.Table, name: str) -> Any:
         raw = table.c[name]
@@ -183,6 +188,8 @@ def table_resource(engine: Engine, plan: TablePlan, where: Callable[[sa.Table], 
                 return value_checks.json_text(raw, config.qualified_name).label(name)
             return type_mapping.json_text(raw, dialect).label(name)
         expression = type_mapping.source_expression(raw, dialect)
+        if zero_dates_in_sql and isinstance(raw.type, (sa.Date, sa.DateTime)):
+            expression = value_checks.mysql_zero_date_as_null(raw)
         if name in plan.duckdb_types:
             expression = type_mapping.interval_text(raw, dialect)
         if name in plan.epochs:
@@ -199,7 +206,7 @@ def table_resource(engine: Engine, plan: TablePlan, where: Callable[[sa.Table], 
         if where is not None:
             query = query.where(where(table))
         if not casts and flag is None and not plan.json_text and not checked and not plan.duckdb_types \
-                and not plan.epochs and not config.columns:
+                and not plan.epochs and not config.columns and not zero_dates_in_sql:
             return query
         return query.with_only_columns(*[column(table, c.name) for c in table.columns])
 
@@ -215,7 +222,7 @@ def table_resource(engine: Engine, plan: TablePlan, where: Callable[[sa.Table], 
         table=config.table,
         schema=config.schema,
         metadata=plan.table.metadata,
-        incremental=_cursor(config),
+        incremental=_cursor(config) if with_cursor else None,
         chunk_size=config.chunk_size,
         backend=plan.backend,  # type: ignore[arg-type]
         backend_kwargs=backend_kwargs,
@@ -230,6 +237,8 @@ def table_resource(engine: Engine, plan: TablePlan, where: Callable[[sa.Table], 
         resource.add_map(lambda item: parse_decimals(item, config.qualified_name, decimals))
     if plan.backend == "connectorx":
         resource.add_map(value_checks.check_date_range)
+    if zero_dates_in_sql:  # MySQL through connectorx: integers as wide as the pyarrow path reads them
+        resource.add_map(widen_integers)
     if plan.epochs:
         epochs = dict(plan.epochs)
         resource.add_map(lambda item: value_checks.epochs_to_dates(item, epochs))
@@ -343,6 +352,20 @@ def parse_decimals(item: Any, table: str, decimals: Mapping[str, tuple[int, int]
                 "\"text\"}} in the table's entry of sql_assets, or fix the values in the source."
             ) from None
         item = item.set_column(index, item.schema.field(index).with_type(target), parsed)
+    return item
+
+
+def widen_integers(item: Any) -> Any:
+    """connectorx reads MySQL's ``INT`` as ``int32`` (and the smaller ones narrower); the pyarrow path reads
+    ``int64``, and dlt's normalizer takes an Arrow type's width as the column's precision (``INTEGER`` instead of
+    ``BIGINT`` in DuckDB). Widened here, both paths land the same column types."""
+    import pyarrow as pa
+
+    if not isinstance(item, (pa.Table, pa.RecordBatch)):
+        return item
+    for index, arrow_field in enumerate(item.schema):
+        if pa.types.is_integer(arrow_field.type) and arrow_field.type not in (pa.int64(), pa.uint64()):
+            item = item.set_column(index, arrow_field.with_type(pa.int64()), item.column(index).cast(pa.int64()))
     return item
 
 

@@ -262,6 +262,13 @@ def _mysql_date(t: sqltypes.TypeEngine) -> Reader:
     return read
 
 
+def mysql_zero_date_as_null(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A MySQL date with a zero month or day as NULL, in the query: what :func:`_mysql_date` does in Python,
+    for readers (connectorx) that fail on such a date instead of handing out its text."""
+    zero = sa.or_(sa.func.year(column) == 0, sa.func.month(column) == 0, sa.func.dayofmonth(column) == 0)
+    return sa.case((zero, sa.null()), else_=column)
+
+
 def nullable_for_zero_dates(table: sa.Table, dialect: str, keep: set[str]) -> list[str]:
     """MySQL date columns declared NOT NULL, which land nullable since their zero dates land as NULL."""
     if dialect not in ("mysql", "mariadb"):
