@@ -87,6 +87,7 @@ def test_the_dg_walkthrough_runs_as_printed(tmp_path: Path, oso_env: Path) -> No
             subprocess.run([str(BIN / "pip"), "uninstall", "-y", "-q", "analytics"], check=False, capture_output=True)
 
 
+@pytest.mark.slow
 def test_scaffold_with_tables_then_a_broken_defs_yaml_is_reported_by_dg_check(tmp_path: Path) -> None:
     """The page's `--json-params` form lists tables up front; `dg check defs` names a bad key before any run."""
     (printed,) = re.findall(r"`(dg scaffold defs [^`]*--json-params[^`]*)`", PAGE.read_text(encoding="utf-8"))

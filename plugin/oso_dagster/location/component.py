@@ -19,7 +19,7 @@ from oso_dagster.errors import ConfigurationError
 from oso_dagster.factories.config import SqlSource
 from oso_dagster.factories.sql import source_of, sql_assets
 from oso_dagster.location.asset_checks import freshness_checks, row_count_checks
-from oso_dagster.location.definitions import sync_schedule
+from oso_dagster.location.execution import sync_schedule
 from oso_dagster.settings import Settings
 from oso_dagster.utils.secrets import SecretReference
 

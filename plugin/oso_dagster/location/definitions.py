@@ -7,15 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from dagster import (
-    AssetChecksDefinition,
-    AssetSelection,
-    DefaultScheduleStatus,
-    Definitions,
-    ScheduleDefinition,
-    in_process_executor,
-    multiprocess_executor,
-)
+from dagster import AssetChecksDefinition, Definitions
 
 from oso_dagster.location import dbt_project
 from oso_dagster.location.asset_checks import (
@@ -27,6 +19,7 @@ from oso_dagster.location.asset_checks import (
 from oso_dagster.location.dbt_assets import DBT_RESOURCE_KEY, build_staging_assets, dbt_resource
 from oso_dagster.location.discovery import Discovery, discover
 from oso_dagster.location.entry_points import same_distribution
+from oso_dagster.location.execution import executor_for, sync_schedule
 from oso_dagster.settings import Settings
 
 _log = logging.getLogger("oso_dagster")
@@ -57,9 +50,6 @@ def build_definitions(
         assets.extend(build_staging_assets(staging.manifest, settings))
         resources[DBT_RESOURCE_KEY] = dbt_resource(settings.dbt_dir)
         left_out = _report_left_out(staging.broken, discovery)
-    # DuckDB takes one writer per file, so local runs execute their steps one after another in one
-    # process (no per-step interpreter start-up either); BigQuery runs steps in parallel processes.
-    executor = in_process_executor if settings.destination == "duckdb" else multiprocess_executor
     return Definitions(
         assets=assets,
         asset_checks=[*fresh, *counts, *left_out],
@@ -67,7 +57,7 @@ def build_definitions(
                    if source.options.schedule],
         sensors=[sensor] if sensor else [],
         resources=resources,
-        executor=executor,
+        executor=executor_for(settings),
     )
 
 
@@ -82,20 +72,4 @@ def _report_left_out(
             if same_distribution(found.distribution, package.distribution):
                 checks.extend(staging_left_out_check(source, package.message) for source in found.sources)
     return checks
-
-
-def sync_schedule(name: str, cron: str, settings: Settings) -> ScheduleDefinition:
-    """One schedule per source: replicate its tables, then build its staging models (the same group).
-
-    Stopped by default, as Dagster schedules are; ``OSO_SCHEDULES=running`` starts them all.
-    """
-    status = DefaultScheduleStatus.RUNNING if settings.schedules_running else DefaultScheduleStatus.STOPPED
-    return ScheduleDefinition(
-        name=f"sync_{name}",
-        cron_schedule=cron,
-        target=AssetSelection.groups(name),
-        default_status=status,
-        description=f"Replicate source `{name}` and build its staging models.",
-    )
-
 
