@@ -10,13 +10,13 @@ parse`` then runs in the background while the rest of the code location imports 
 
 from __future__ import annotations
 
-from oso_dagster.location import dbt_project
+from oso_dagster.location import dbt_manifest
 from oso_dagster.location.entry_points import installed_dbt_packages, installed_entry_points
 from oso_dagster.settings import Settings
 
 _settings = Settings.from_env()
 _entries = installed_entry_points()  # scanned once, for the dbt packages and the sources alike
-_manifest_job = dbt_project.start(_settings, installed_dbt_packages(_entries))
+_manifest_job = dbt_manifest.start(_settings, installed_dbt_packages(_entries))
 
 # Imported after the manifest job started so the two overlap (see the module docstring).
 from oso_dagster.location.definitions import build_definitions  # noqa: E402

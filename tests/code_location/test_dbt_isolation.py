@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from oso_dagster.location import dbt_project
+from oso_dagster.location import dbt_manifest
 from oso_dagster.location.entry_points import DbtPackage
 from oso_dagster.settings import Settings
 
@@ -32,7 +32,7 @@ def test_a_package_that_dbt_does_not_name_is_found_and_left_out(tmp_path: Path, 
         _package(tmp_path, "pd", "select 3 as x\n", project="# no name\n"),
     ]
     settings = Settings.from_env()
-    staging = dbt_project.start(settings, packages).result()
+    staging = dbt_manifest.start(settings, packages).result()
     assert staging is not None
     assert [b.distribution for b in staging.broken] == ["dist-pd", "dist-pb"]
     by_name = {b.distribution: b.message for b in staging.broken}
@@ -44,11 +44,11 @@ def test_a_package_that_dbt_does_not_name_is_found_and_left_out(tmp_path: Path, 
     listed = (settings.dbt_dir / "packages.yml").read_text(encoding="utf-8")
     assert "/pa" in listed and "/pc" in listed and "/pb" not in listed and "/pd" not in listed
 
-    again = dbt_project.start(settings, packages)  # same fingerprint: cached, with the same verdict
+    again = dbt_manifest.start(settings, packages)  # same fingerprint: cached, with the same verdict
     assert again.result() == staging
 
     (packages[1].dbt_dir / "models" / "pb_model.sql").write_text("select 4 as x\n", encoding="utf-8")
-    fixed = dbt_project.start(settings, packages).result()
+    fixed = dbt_manifest.start(settings, packages).result()
     assert fixed is not None and [b.distribution for b in fixed.broken] == ["dist-pd"]
     nodes = json.loads(fixed.manifest.read_text(encoding="utf-8"))["nodes"]
     assert {n["name"] for n in nodes.values()} == {"pa_model", "pb_model", "pc_model"}
@@ -57,12 +57,12 @@ def test_a_package_that_dbt_does_not_name_is_found_and_left_out(tmp_path: Path, 
 def test_a_corrupt_cached_verdict_is_a_cache_miss(tmp_path: Path, oso_env: Path) -> None:
     packages = [_package(tmp_path, "pa", "select 1 as x\n")]
     settings = Settings.from_env()
-    first = dbt_project.start(settings, packages).result()
+    first = dbt_manifest.start(settings, packages).result()
     assert first is not None and first.broken == ()
     cached = first.manifest.parent / "oso_broken_packages.json"
     cached.write_text('[{"distribution": "dist-pa"', encoding="utf-8")  # cut short, e.g. by a full disk
 
-    again = dbt_project.start(settings, packages).result()  # parsed again instead of failing on the cache
+    again = dbt_manifest.start(settings, packages).result()  # parsed again instead of failing on the cache
     assert again is not None and again.broken == ()
     assert json.loads(cached.read_text(encoding="utf-8")) == []
     nodes = json.loads(again.manifest.read_text(encoding="utf-8"))["nodes"]

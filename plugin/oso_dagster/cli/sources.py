@@ -7,7 +7,8 @@ import sys
 import click
 
 from oso_dagster.errors import ConfigurationError, OsoDagsterError
-from oso_dagster.location.dbt_project import BrokenDbtPackage, start
+from oso_dagster.location.dbt_manifest import start
+from oso_dagster.location.dbt_project import BrokenDbtPackage
 from oso_dagster.location.discovery import discover
 from oso_dagster.location.entry_points import installed_dbt_packages, same_distribution
 from oso_dagster.naming import mode_label, warehouse_name

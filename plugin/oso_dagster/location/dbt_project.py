@@ -1,9 +1,8 @@
-"""Assembles the staging models of every installed source package into one dbt project and serves it.
+"""The umbrella dbt project that holds the staging models of every installed source package, and running dbt.
 
-The umbrella project under ``$OSO_HOME/dbt`` lists each package's ``dbt`` folder as a local dbt package.
-It is parsed once; the manifest is reused while the fingerprint of what is installed (packages, their
-dbt files, the destination and dbt's version) stays the same, so a warm load does not re-parse. A package
-whose models break the parse is left out of the project and reported (cached with the same fingerprint).
+The project under ``$OSO_HOME/dbt`` lists each package's ``dbt`` folder as a local dbt package; its
+fingerprint (packages, their dbt files, the destination and dbt's version) decides when
+:mod:`oso_dagster.location.dbt_manifest` must parse it again.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from filelock import FileLock
 
 from oso_dagster.errors import DbtProjectError
 from oso_dagster.location.entry_points import DbtPackage
@@ -31,8 +29,6 @@ from oso_dagster.settings import Settings
 PROJECT_NAME = "oso_warehouse"
 PROFILE_NAME = "oso"
 STAGING_SCHEMA = "staging"
-_FINGERPRINT_FILE = "oso_fingerprint.txt"
-_BROKEN_FILE = "oso_broken_packages.json"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TIMESTAMP = re.compile(r"^\d\d:\d\d:\d\d\s+")
 _ERROR_START = re.compile(r"Encountered an error|Error\b")
@@ -149,7 +145,7 @@ def dbt_env() -> dict[str, str]:
     return env
 
 
-def _dbt_command(project_dir: Path, *args: str) -> list[str]:
+def dbt_command(project_dir: Path, *args: str) -> list[str]:
     return [dbt_executable(), *args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
 
 
@@ -172,7 +168,7 @@ def parse_now(project_dir: Path, settings: Settings, packages: Sequence[DbtPacka
     write_project(project_dir, settings, packages)
     link_local_packages(project_dir, packages)
     (project_dir / "target" / "manifest.json").unlink(missing_ok=True)
-    done = subprocess.run(_dbt_command(project_dir, "parse"), cwd=project_dir, env=dbt_env(),
+    done = subprocess.run(dbt_command(project_dir, "parse"), cwd=project_dir, env=dbt_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     return done.returncode == 0 and (project_dir / "target" / "manifest.json").is_file(), done.stdout or ""
 
@@ -192,126 +188,6 @@ class BrokenDbtPackage:
             "Fix the model or YAML file named above (the package's own tests parse it), reinstall the package "
             "and reload the code location."
         ))
-
-
-@dataclass(frozen=True)
-class Staging:
-    """The parsed umbrella project: its manifest and the packages left out of it."""
-
-    manifest: Path
-    broken: tuple[BrokenDbtPackage, ...] = ()
-
-
-def _save_broken(target: Path, broken: Sequence[BrokenDbtPackage]) -> None:
-    data = [{"distribution": b.distribution, "message": b.message} for b in broken]
-    (target / _BROKEN_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
-
-
-def _load_broken(target: Path) -> tuple[BrokenDbtPackage, ...] | None:
-    """The cached broken packages; ``None`` when the cache file is unreadable (a cache miss: parse again)."""
-    path = target / _BROKEN_FILE
-    if not path.is_file():
-        return ()
-    try:
-        return tuple(BrokenDbtPackage(str(item["distribution"]), str(item["message"]))
-                     for item in json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
-class ManifestJob:
-    """The umbrella project's manifest: already current, or being parsed by ``dbt parse`` in the background.
-
-    Started before the rest of the code location imports, so dbt's start-up and parse overlap with them. When
-    the parse fails, the packages whose models break it are found and left out
-    (:mod:`oso_dagster.location.dbt_isolation`); the outcome is cached under the same fingerprint as the manifest.
-    """
-
-    def __init__(self, staging: Staging | None, process: subprocess.Popen[str] | None = None,
-                 lock: FileLock | None = None, key: str = "", settings: Settings | None = None,
-                 packages: Sequence[DbtPackage] = (), broken: Sequence[BrokenDbtPackage] = ()) -> None:
-        self._staging = staging
-        self._process = process
-        self._lock = lock
-        self._key = key
-        self._settings = settings
-        self._packages = list(packages)
-        self._broken = list(broken)
-
-    def result(self) -> Staging | None:
-        """Wait for the parse (if one runs); the manifest and broken packages, or ``None`` without dbt models."""
-        if self._process is None or self._staging is None:
-            return self._staging
-        try:
-            output, _ = self._process.communicate()
-            manifest = self._staging.manifest
-            project_dir = manifest.parent.parent
-            packages, broken = self._packages, list(self._broken)
-            if self._process.returncode != 0 or not manifest.is_file():
-                from oso_dagster.location.dbt_isolation import isolate
-
-                assert self._settings is not None
-                packages, found = isolate(project_dir, self._settings, packages, output or "")
-                broken.extend(found)
-            _save_broken(manifest.parent, broken)
-            (manifest.parent / _FINGERPRINT_FILE).write_text(self._key, encoding="utf-8")
-            self._process = None
-            self._staging = Staging(manifest, tuple(broken))
-            return self._staging
-        finally:
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
-
-
-def start(settings: Settings, packages: Sequence[DbtPackage]) -> ManifestJob:
-    """Write the umbrella project and start ``dbt parse`` unless the cached manifest is still current."""
-    if not any(p.dbt_dir is not None for p in packages):
-        return ManifestJob(None)
-    project_dir = settings.dbt_dir
-    project_dir.mkdir(parents=True, exist_ok=True)
-    target = project_dir / "target"
-    manifest = target / "manifest.json"
-    key = fingerprint(settings, packages)
-    marker = target / _FINGERPRINT_FILE
-    lock = FileLock(str(project_dir / ".prepare.lock"))
-    lock.acquire()
-    if manifest.is_file() and marker.is_file() and marker.read_text(encoding="utf-8") == key:
-        cached = _load_broken(target)
-        if cached is not None:
-            lock.release()
-            return ManifestJob(Staging(manifest, cached))
-    try:
-        marker.unlink(missing_ok=True)
-        (target / _BROKEN_FILE).unlink(missing_ok=True)
-        usable, broken = _readable(packages)
-        write_project(project_dir, settings, usable)
-        link_local_packages(project_dir, usable)
-        manifest.unlink(missing_ok=True)
-        process = subprocess.Popen(
-            _dbt_command(project_dir, "parse"), cwd=project_dir, env=dbt_env(),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-    except BaseException:
-        lock.release()
-        raise
-    return ManifestJob(Staging(manifest), process, lock, key, settings, usable, broken)
-
-
-def _readable(packages: Sequence[DbtPackage]) -> tuple[list[DbtPackage], list[BrokenDbtPackage]]:
-    """Packages whose ``dbt_project.yml`` names them; the others are broken before dbt even starts."""
-    usable: list[DbtPackage] = []
-    broken: list[BrokenDbtPackage] = []
-    for package in packages:
-        if package.dbt_dir is None:
-            continue
-        try:
-            dbt_project_name(package)
-        except DbtProjectError as exc:
-            broken.append(BrokenDbtPackage.of(package, str(exc)))
-            continue
-        usable.append(package)
-    return usable, broken
 
 
 def source_group_names(manifest: Path | Mapping[str, Any]) -> dict[str, str]:

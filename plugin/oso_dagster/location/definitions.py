@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from dagster import AssetChecksDefinition, Definitions
 
-from oso_dagster.location import dbt_project
+from oso_dagster.location import dbt_manifest, dbt_project
 from oso_dagster.location.asset_checks import (
     freshness_checks,
     freshness_sensor,
@@ -28,7 +28,7 @@ _log = logging.getLogger("oso_dagster")
 def build_definitions(
     settings: Settings | None = None,
     discovery: Discovery | None = None,
-    manifest_job: dbt_project.ManifestJob | None = None,
+    manifest_job: dbt_manifest.ManifestJob | None = None,
 ) -> Definitions:
     """Replication assets of every installed source package, plus their staging models (one step per package).
 
@@ -44,7 +44,7 @@ def build_definitions(
     sensor = freshness_sensor(fresh)
     resources: dict[str, object] = {}
     left_out: list[AssetChecksDefinition] = []
-    job = manifest_job or dbt_project.start(settings, discovery.dbt_packages)
+    job = manifest_job or dbt_manifest.start(settings, discovery.dbt_packages)
     staging = job.result()
     if staging is not None:
         assets.extend(build_staging_assets(staging.manifest, settings))
