@@ -62,6 +62,9 @@ class TableOptions(TypedDict, total=False):
     killed run resumes at the first unfinished range (DuckDB direct path). Default None: off."""
     snapshot_parallelism: int
     """How many ranges of one snapshot are read at once (one source connection each). Default 1."""
+    cdc: bool
+    """With the source's ``cdc=True``: ``False`` leaves this table out of change data capture (it is then
+    read as its ``incremental``/full-refresh entry says). Default: the source's ``cdc``."""
 
 
 TABLE_KEYS = frozenset(TableOptions.__annotations__)
@@ -88,6 +91,7 @@ class TableConfig:
     columns: Mapping[str, str] = field(default_factory=dict)  # column -> dlt data type (COLUMN_TYPES)
     snapshot_chunk_rows: int | None = DEFAULT_SNAPSHOT_CHUNK_ROWS
     snapshot_parallelism: int = DEFAULT_SNAPSHOT_PARALLELISM
+    cdc: bool = False
 
     @property
     def cursor_column(self) -> str | None:
@@ -123,6 +127,11 @@ class SourceOptions:
     """Default ``snapshot_chunk_rows`` of every table: rows per resumable range of a full snapshot."""
     snapshot_parallelism: int = DEFAULT_SNAPSHOT_PARALLELISM
     """Default ``snapshot_parallelism`` of every table: ranges of one snapshot read at once."""
+    cdc: bool = False
+    """Change data capture: read the database's change log (PostgreSQL logical replication, MySQL/MariaDB
+    binlog) instead of cursors or full copies; inserts, updates and deletes land exactly (docs/cdc.md)."""
+    cdc_max_retained_wal_mb: float = 1024.0
+    """The source's CDC check fails when the change log held back for this source passes this many MB."""
 
     @classmethod
     def parse(cls, name: str, options: Mapping[str, Any]) -> SourceOptions:
@@ -148,6 +157,11 @@ class SourceOptions:
                     f"sql_assets({name!r}): schedule {parsed.schedule!r} is not a cron expression such as "
                     "'0 3 * * *' (daily at 03:00) or '@hourly'; use schedule=None for no schedule."
                 )
+        if not isinstance(parsed.cdc, bool):
+            raise ConfigurationError(f"sql_assets({name!r}): cdc must be True or False.")
+        if isinstance(parsed.cdc_max_retained_wal_mb, bool) or not isinstance(
+                parsed.cdc_max_retained_wal_mb, (int, float)) or parsed.cdc_max_retained_wal_mb <= 0:
+            raise ConfigurationError(f"sql_assets({name!r}): cdc_max_retained_wal_mb must be a positive number.")
         if not isinstance(parsed.retries, int) or parsed.retries < 0:
             raise ConfigurationError(f"sql_assets({name!r}): retries must be a whole number >= 0.")
         if not isinstance(parsed.retry_delay_s, (int, float)) or parsed.retry_delay_s < 0:
@@ -248,6 +262,8 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
                 f"this table is {disposition!r}. Full-refresh tables already drop deleted rows at every run."
             )
     columns = _parse_columns(where, entry.get("columns"))
+    cdc = entry.get("cdc", options.cdc)
+    _check_cdc(where, cdc, options.cdc, soft_delete, reconcile, disposition)
     chunk_rows = entry.get("snapshot_chunk_rows", options.snapshot_chunk_rows)
     parallelism = entry.get("snapshot_parallelism", options.snapshot_parallelism)
     _check_snapshot(name, table, chunk_rows, parallelism)
@@ -267,7 +283,31 @@ def _parse_table(name: str, index: int, entry: Mapping[str, Any], options: Sourc
         columns=columns,
         snapshot_chunk_rows=chunk_rows,
         snapshot_parallelism=parallelism,
+        cdc=cdc,
     )
+
+
+def _check_cdc(where: str, cdc: object, source_cdc: bool, soft_delete: object, reconcile: object,
+               disposition: str) -> None:
+    """A CDC table sees deletes in the change log: the options that find deletes otherwise do not apply."""
+    if not isinstance(cdc, bool):
+        raise ConfigurationError(f"{where}: cdc must be True or False.")
+    if cdc and not source_cdc:
+        raise ConfigurationError(
+            f"{where}: 'cdc': True needs change data capture on for the source: pass cdc=True to sql_assets "
+            "(one replication slot or binlog position per source), and 'cdc': False on tables to leave out."
+        )
+    for option, value in (("soft_delete_column", soft_delete), ("reconcile_deletes", reconcile)):
+        if cdc and value:
+            raise ConfigurationError(
+                f"{where}: {option} does not apply to a CDC table, which sees deletes in the change log; remove "
+                "it, or add \"cdc\": False to this table's entry to keep reading it by its cursor."
+            )
+    if cdc and disposition == "append":
+        raise ConfigurationError(
+            f"{where}: write_disposition 'append' does not apply to a CDC table (updates and deletes are applied "
+            "by key); remove it, or add \"cdc\": False to this table's entry."
+        )
 
 
 def _parse_columns(where: str, raw: object) -> dict[str, str]:
