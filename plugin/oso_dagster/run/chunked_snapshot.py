@@ -176,7 +176,7 @@ def _load_chunk(
     items = iter(resource)
     first = load_duckdb._first_nonempty(items)
     arrow_schema = first[0].schema if first else None
-    columns = load_duckdb._warehouse_columns(hints, arrow_schema, schema)
+    columns = load_duckdb.warehouse_columns(hints, arrow_schema, schema)
     counted = load_duckdb._Counter(None)
     with pipeline.sql_client() as client:
         staging = client.make_qualified_table_name(staging_table(landing))

@@ -76,7 +76,7 @@ def load_table(
     items = iter(resource)
     first = _first_nonempty(items)
     arrow_schema = first[0].schema if first else None
-    columns = _warehouse_columns(hints, arrow_schema, schema)
+    columns = warehouse_columns(hints, arrow_schema, schema)
     mapper = pipeline.destination.capabilities().get_type_mapper()
     table_schema: Any = {"name": table_name, "columns": {c["name"]: c for c in columns.values()}}
     types = {source: mapper.to_destination_type(cast(Any, c), table_schema) for source, c in columns.items()}
@@ -135,7 +135,7 @@ def _batches(head: Iterable[Any], rest: Iterator[Any]) -> Iterator[pa.RecordBatc
                 raise TypeError(f"direct DuckDB load expects Arrow batches, got {type(item).__name__}")
 
 
-def _warehouse_columns(
+def warehouse_columns(
     hints: Mapping[str, dict[str, Any]], arrow_schema: pa.Schema | None, schema: Schema
 ) -> dict[str, dict[str, Any]]:
     """dlt's column schema for each source column, as the dlt path would land it: reflected hints first,

@@ -1,0 +1,208 @@
+"""One CDC sync of a source's tables, run inside its replication step (the steps: see the package docstring)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import dlt
+import sqlalchemy as sa
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, MaterializeResult
+from dlt.common.schema import Schema
+from sqlalchemy.engine import Engine
+
+from oso_dagster.errors import ConfigurationError, OsoDagsterError
+from oso_dagster.factories.config import SqlSource
+from oso_dagster.factories.translator import asset_key
+from oso_dagster.naming import NAMING_MODULE
+from oso_dagster.run import chunked_snapshot, load_duckdb
+from oso_dagster.run.cdc import apply, state
+from oso_dagster.run.cdc.changes import ChangePage, TableName
+from oso_dagster.run.metadata import TableLoad, table_metadata, warehouse_row_counts
+from oso_dagster.run.step_log import StepSummary
+from oso_dagster.run.table_reader import TablePlan, table_resource
+
+CHECK_NAME = "cdc_log_retention"
+
+
+class ChangeLog(Protocol):
+    """What a sync needs of a database's change log (:mod:`.postgres`, :mod:`.mysql`)."""
+
+    kind: str
+
+    def start(self, tables: Sequence[TableName], stored: dict[str, Any] | None) -> dict[str, Any]: ...
+    def end(self) -> dict[str, Any]: ...
+    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: dict[TableName, Sequence[str]]
+              ) -> Iterator[ChangePage]: ...
+    def acknowledge(self, position: dict[str, Any]) -> None: ...
+    def retention(self, stored: state.CdcState) -> tuple[bool, str, dict[str, Any]]: ...
+
+
+@dataclass
+class _Totals:
+    upserted: int = 0
+    deleted: int = 0
+    truncated: bool = False
+    snapshot_rows: int | None = None
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def sync(
+    context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, url: str, source: SqlSource,
+    plans: Sequence[TablePlan], summary: StepSummary, broken: list[OsoDagsterError],
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Snapshot the tables not copied yet, then apply the log up to its current end; yield one
+    materialization per table and the source's retention check. Tables that cannot be followed (no primary
+    key) are added to ``broken`` and left out, so the others still sync."""
+    started = time.monotonic()
+    log = change_log(engine, url, source)
+    followed = []
+    for plan in plans:
+        problem = key_problem(engine, plan)
+        if problem:
+            context.log.error(f"{plan.config.qualified_name}: skipped in this run: {problem}")
+            broken.append(ConfigurationError(problem))
+        else:
+            followed.append(plan)
+    if not followed:
+        return
+    names = {table_name(engine, plan): plan for plan in followed}
+    stored = state.read(pipeline)
+    retention = log.retention(stored) if stored.position is not None else None
+    position = log.start(list(names), stored.position)
+    load_duckdb.ensure_dataset(pipeline)
+    if stored.position is None:
+        with pipeline.sql_client() as client, client.begin_transaction():
+            state.ensure(client)
+            state.save_position(client, position)
+    schema = Schema(source.name, normalizers={"names": NAMING_MODULE})
+    totals = {plan.config.landing_name: _Totals() for plan in followed}
+    for plan in followed:
+        if plan.config.landing_name not in stored.snapshotted:
+            totals[plan.config.landing_name] = _snapshot(context, pipeline, engine, plan, schema, position)
+    end = log.end()
+    keys = {name: list(plan.primary_key or ()) for name, plan in names.items()}
+    changes = 0
+    for page in log.pages(position, end, keys):
+        fetched = {name: apply.fetch(engine, names[name], found, schema)
+                   for name, found in page.tables.items() if name in names}
+        applied = apply.apply_page(pipeline, page, fetched)
+        log.acknowledge(page.end)
+        changes += page.changes
+        for landing, done in applied.items():
+            total = totals[landing]
+            total.upserted += done.upserted
+            total.deleted += done.deleted
+            total.truncated = total.truncated or done.truncated
+            total.columns.update(fetched_columns(fetched, landing))
+        context.log.info(f"{source.name}: applied {page.changes:,} change(s) up to {_where(page.end)}")
+    with pipeline.sql_client() as client, client.begin_transaction():
+        state.ensure(client)
+        state.save_position(client, end)
+    log.acknowledge(end)
+    seconds = time.monotonic() - started
+    context.log.info(f"{source.name}: change log read to {_where(end)}: {changes:,} change(s) in {seconds:.1f}s "
+                     f"({log.kind})")
+    yield from _results(context, pipeline, source, followed, totals, seconds, log.kind, end, summary)
+    if retention is not None:
+        yield from _check(context, source, followed, retention)
+
+
+def change_log(engine: Engine, url: str, source: SqlSource) -> ChangeLog:
+    from oso_dagster.run.cdc import logs
+
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        return logs.PostgresLog(engine, source)
+    if dialect in ("mysql", "mariadb"):
+        return logs.MysqlLog(engine, url, source)
+    raise ConfigurationError(
+        f"Source {source.name!r} has cdc=True, but CDC reads PostgreSQL's and MySQL/MariaDB's change logs and this "
+        f"database is {dialect}. Remove cdc=True: its tables are then copied by cursor or in full."
+    )
+
+
+def table_name(engine: Engine, plan: TablePlan) -> TableName:
+    schema = plan.table.schema or sa.inspect(engine).default_schema_name or ""
+    return (schema, plan.table.name)
+
+
+def key_problem(engine: Engine, plan: TablePlan) -> str | None:
+    """Why a table cannot be followed by key: no primary key, or a configured key that is not the table's."""
+    name = plan.config.qualified_name
+    reflected = tuple(c.name for c in plan.table.primary_key.columns)
+    leave_out = f'or add "cdc": False to its entry in sql_assets to copy it without CDC'
+    if not reflected:
+        return (f"Table {name!r} has no primary key, and CDC applies changes by key. Add one "
+                f"(ALTER TABLE {name} ADD PRIMARY KEY (...)), {leave_out}.")
+    if plan.config.primary_key and tuple(plan.config.primary_key) != reflected:
+        return (f"Table {name!r}: CDC follows rows by the table's primary key {list(reflected)}; remove the "
+                f"primary_key {list(plan.config.primary_key)} from its entry, {leave_out}.")
+    return None
+
+
+def fetched_columns(fetched: dict[TableName, apply.Fetched], landing: str) -> dict[str, dict[str, Any]]:
+    for done in fetched.values():
+        if done.plan.config.landing_name == landing:
+            return {c["name"]: c for c in done.columns.values()}
+    return {}
+
+
+def _snapshot(context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, plan: TablePlan,
+              schema: Schema, position: dict[str, Any]) -> _Totals:
+    """The first copy of a table, taken after the log position its changes are applied from."""
+    name = plan.config.qualified_name
+    context.log.info(f"{name}: first CDC sync, copying the table; changes from {_where(position)} follow")
+    load = chunked_snapshot.load_if_large(
+        pipeline, engine, plan, schema, lambda e, p, where: table_resource(e, p, where, with_cursor=False),
+        context.log.info)
+    if load is None:
+        load = load_duckdb.load_table(pipeline, table_resource(engine, plan, with_cursor=False),
+                                      plan.config.landing_name, schema)
+    with pipeline.sql_client() as client, client.begin_transaction():
+        state.ensure(client)
+        state.mark_snapshotted(client, plan.config.landing_name, position)
+    context.log.info(f"{name}: {load.rows:,} rows copied in {load.seconds:.1f}s")
+    return _Totals(snapshot_rows=load.rows, columns=dict(load.columns))
+
+
+def _results(context: AssetExecutionContext, pipeline: dlt.Pipeline, source: SqlSource, plans: Sequence[TablePlan],
+             totals: dict[str, _Totals], seconds: float, kind: str, end: dict[str, Any], summary: StepSummary
+             ) -> Iterator[MaterializeResult]:
+    counts = warehouse_row_counts(pipeline, [p.config.landing_name for p in plans])
+    for plan in plans:
+        landing = plan.config.landing_name
+        total = totals[landing]
+        rows = (total.snapshot_rows or 0) + total.upserted
+        load = TableLoad(table=landing, cursor=None, rows_loaded=rows, seconds=seconds, loader=f"cdc ({kind})",
+                         backend=plan.backend, write_disposition="merge", row_count=counts.get(landing))
+        columns = total.columns or {c: {"name": c} for c in (plan.table.columns.keys())}
+        metadata = table_metadata(pipeline, load, columns)
+        metadata.update({
+            "rows_upserted": total.upserted, "rows_deleted": total.deleted, "truncated": total.truncated,
+            "snapshot": total.snapshot_rows is not None, "cdc_position": _where(end),
+        })
+        if total.snapshot_rows is not None:
+            metadata["snapshot_rows"] = total.snapshot_rows
+        summary.table(context.log, plan.config.qualified_name, rows, seconds, f"cdc, {kind}")
+        summary.loaded += 1
+        summary.rows += rows
+        yield MaterializeResult(asset_key=asset_key(source.name, plan.config), metadata=metadata)
+
+
+def _check(context: AssetExecutionContext, source: SqlSource, plans: Sequence[TablePlan],
+           retention: tuple[bool, str, dict[str, Any]]) -> Iterator[AssetCheckResult]:
+    """The source's log-retention check, on its first CDC table (where the factory declared it)."""
+    key = asset_key(source.name, next(c for c in source.tables if c.cdc))
+    selected = {(k.asset_key, k.name) for k in context.selected_asset_check_keys}
+    if (key, CHECK_NAME) not in selected:
+        return
+    passed, description, metadata = retention
+    yield AssetCheckResult(asset_key=key, check_name=CHECK_NAME, passed=passed, description=description,
+                           metadata=metadata, severity=AssetCheckSeverity.ERROR)
+
+
+def _where(position: dict[str, Any]) -> str:
+    return ":".join(str(v) for v in position.values())
