@@ -9,16 +9,26 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetsDefinition, Backoff, BetaWarning, Jitter, RetryPolicy, multi_asset
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetsDefinition,
+    Backoff,
+    BetaWarning,
+    Jitter,
+    RetryPolicy,
+    multi_asset,
+)
 
 from oso_dagster.errors import ConfigurationError
 from oso_dagster.factories.config import SourceOptions, SqlSource, parse_tables
 from oso_dagster.factories.resources import SETTINGS_RESOURCE_KEY, settings_resource
-from oso_dagster.factories.translator import table_asset_spec
+from oso_dagster.factories.translator import asset_key, table_asset_spec
 from oso_dagster.settings import Settings
 from oso_dagster.utils.secrets import SecretReference
 
 SOURCE_METADATA_KEY = "oso/sql_source"
+CDC_CHECK_NAME = "cdc_log_retention"
 
 
 def source_of(assets_def: AssetsDefinition) -> SqlSource | None:
@@ -79,6 +89,7 @@ def sql_assets(
         decorate = multi_asset(
             name=f"replicate_{name}",
             specs=specs,
+            check_specs=_cdc_check_specs(name, configs, source_options),
             can_subset=True,
             pool=source_options.pool_for(name),
             resource_defs={SETTINGS_RESOURCE_KEY: settings_resource},
@@ -102,3 +113,16 @@ def sql_assets(
         yield from replicate(context, source, getattr(context.resources, SETTINGS_RESOURCE_KEY))
 
     return _replicate
+
+
+def _cdc_check_specs(name: str, configs: Sequence[Any], options: SourceOptions) -> list[AssetCheckSpec] | None:
+    """One check per CDC source, evaluated by the sync itself, on its first CDC table."""
+    first = next((config for config in configs if config.cdc), None)
+    if first is None:
+        return None
+    return [AssetCheckSpec(
+        CDC_CHECK_NAME, asset=asset_key(name, first),
+        description=f"The change log held for source {name} before a sync stays within bounds (PostgreSQL: "
+                    f"retained WAL <= {options.cdc_max_retained_wal_mb:g} MB; MySQL/MariaDB: syncs at least "
+                    "twice per binlog expiry).",
+    )]

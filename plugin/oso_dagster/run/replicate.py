@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, MaterializeResult
+from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult
 from dagster_dlt import DagsterDltResource
 from dlt.common.schema import Schema
 from dlt.extract.exceptions import ResourceExtractionError
 from sqlalchemy.engine import Engine
 
 from oso_dagster.database import create_source_engine
-from oso_dagster.errors import SourceDatabaseError
+from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError
 from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.factories.translator import OsoDltTranslator, asset_key, table_asset_spec
 from oso_dagster.naming import NAMING_MODULE, mode_label
@@ -38,7 +38,9 @@ from oso_dagster.utils.secrets import resolver_from_settings
 from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline, warehouse_write_lock
 
 
-def replicate(context: AssetExecutionContext, source: SqlSource, settings: Settings) -> Iterator[MaterializeResult]:
+def replicate(
+    context: AssetExecutionContext, source: SqlSource, settings: Settings
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Replicate the selected tables of ``source``; failures become clear ``dagster.Failure``s."""
     secrets: list[str] = []
     with reported_as_failure(
@@ -51,7 +53,7 @@ def replicate(context: AssetExecutionContext, source: SqlSource, settings: Setti
 
 def _replicate(
     context: AssetExecutionContext, source: SqlSource, settings: Settings, url: str
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     started = time.monotonic()
     demote_dlt_hint_warnings()
     engine = create_source_engine(url)
@@ -59,6 +61,8 @@ def _replicate(
     configs = [config for config in source.tables if asset_key(source.name, config) in selected]
     pipeline = make_pipeline(settings, source.name)
     summary = StepSummary()
+    followed = [config for config in configs if config.cdc]  # read from the change log (run/cdc)
+    configs = [config for config in configs if not config.cdc]
     # unchanged merged tables cost one query each and nothing more (oso_dagster.run.skip_unchanged)
     skip = _unchanged_tables(context, pipeline, engine, source, configs)
     configs = [c for c in configs if c not in skip.unchanged]
@@ -67,6 +71,7 @@ def _replicate(
         with warehouse_write_lock(settings):
             yield from _report_unchanged(pipeline, source, skip.unchanged)
     plans, broken = plan_tables(context, engine, configs, settings.destination) if configs else ([], [])
+    broken = list(broken)
     for plan in plans:
         context.log.debug(
             f"{plan.config.qualified_name}: backend={plan.backend}, "
@@ -79,6 +84,8 @@ def _replicate(
     via_dlt = [p for p in plans if not _loads_directly(destination, p)]
     failed: list[BaseException] = []  # direct loads that failed; raised once the other tables landed
     with warehouse_write_lock(settings), dlt_environment(settings, source.options.concurrency):
+        if followed:
+            yield from _sync_changes(context, pipeline, engine, url, source, followed, summary, broken)
         if direct:
             yield from _load_direct_tables(context, pipeline, engine, source, direct, failed, summary)
         via_dlt, first_loads = _first_loads(context, pipeline, engine, source.name, destination, via_dlt)
@@ -94,6 +101,24 @@ def _replicate(
         raise failed[0]
     if broken:  # the other tables landed; the step still fails, naming what did not
         raise SourceDatabaseError(" ".join(str(exc) for exc in broken))
+
+
+def _sync_changes(
+    context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, url: str, source: SqlSource,
+    configs: Sequence[TableConfig], summary: StepSummary, broken: list[OsoDagsterError],
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """The CDC tables (:mod:`oso_dagster.run.cdc`), DuckDB only for now."""
+    from oso_dagster.run.cdc import sync
+
+    if pipeline.destination.destination_name != "duckdb":
+        raise ConfigurationError(
+            f"Source {source.name!r} has cdc=True, which applies changes to the DuckDB warehouse only so far; "
+            "with BigQuery, remove cdc=True (its tables are then copied by cursor or in full)."
+        )
+    plans, unplanned = plan_tables(context, engine, configs, "duckdb")
+    broken.extend(unplanned)
+    with _explaining_read_errors(engine, plans):
+        yield from sync.sync(context, pipeline, engine, url, source, plans, summary, broken)
 
 
 def _loads_directly(destination: str, plan: TablePlan) -> bool:

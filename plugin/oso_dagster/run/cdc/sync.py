@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from oso_dagster.errors import ConfigurationError, OsoDagsterError
 from oso_dagster.factories.config import SqlSource
+from oso_dagster.factories.sql import CDC_CHECK_NAME
 from oso_dagster.factories.translator import asset_key
 from oso_dagster.naming import NAMING_MODULE
 from oso_dagster.run import chunked_snapshot, load_duckdb
@@ -23,8 +24,6 @@ from oso_dagster.run.cdc.changes import ChangePage, TableName
 from oso_dagster.run.metadata import TableLoad, table_metadata, warehouse_row_counts
 from oso_dagster.run.step_log import StepSummary
 from oso_dagster.run.table_reader import TablePlan, table_resource
-
-CHECK_NAME = "cdc_log_retention"
 
 
 class ChangeLog(Protocol):
@@ -70,8 +69,10 @@ def sync(
         return
     names = {table_name(engine, plan): plan for plan in followed}
     stored = state.read(pipeline)
-    retention = log.retention(stored) if stored.position is not None else None
+    retention = log.retention(stored) if stored.position is not None else None  # before this sync reads
     position = log.start(list(names), stored.position)
+    if retention is None:  # the first sync: what the new slot or position holds now
+        retention = log.retention(state.CdcState(position=position))
     load_duckdb.ensure_dataset(pipeline)
     if stored.position is None:
         with pipeline.sql_client() as client, client.begin_transaction():
@@ -106,8 +107,7 @@ def sync(
     context.log.info(f"{source.name}: change log read to {_where(end)}: {changes:,} change(s) in {seconds:.1f}s "
                      f"({log.kind})")
     yield from _results(context, pipeline, source, followed, totals, seconds, log.kind, end, summary)
-    if retention is not None:
-        yield from _check(context, source, followed, retention)
+    yield from _check(context, source, retention)
 
 
 def change_log(engine: Engine, url: str, source: SqlSource) -> ChangeLog:
@@ -133,7 +133,7 @@ def key_problem(engine: Engine, plan: TablePlan) -> str | None:
     """Why a table cannot be followed by key: no primary key, or a configured key that is not the table's."""
     name = plan.config.qualified_name
     reflected = tuple(c.name for c in plan.table.primary_key.columns)
-    leave_out = f'or add "cdc": False to its entry in sql_assets to copy it without CDC'
+    leave_out = 'or add "cdc": False to its entry in sql_assets to copy it without CDC'
     if not reflected:
         return (f"Table {name!r} has no primary key, and CDC applies changes by key. Add one "
                 f"(ALTER TABLE {name} ADD PRIMARY KEY (...)), {leave_out}.")
@@ -187,20 +187,21 @@ def _results(context: AssetExecutionContext, pipeline: dlt.Pipeline, source: Sql
         if total.snapshot_rows is not None:
             metadata["snapshot_rows"] = total.snapshot_rows
         summary.table(context.log, plan.config.qualified_name, rows, seconds, f"cdc, {kind}")
-        summary.loaded += 1
-        summary.rows += rows
+        metadata["summary"] = (f"cdc ({kind}): " + (f"snapshot of {total.snapshot_rows:,} rows, then " if
+                               total.snapshot_rows is not None else "") + f"{total.upserted:,} row(s) upserted, "
+                               f"{total.deleted:,} deleted{', truncated' if total.truncated else ''}")
         yield MaterializeResult(asset_key=asset_key(source.name, plan.config), metadata=metadata)
 
 
-def _check(context: AssetExecutionContext, source: SqlSource, plans: Sequence[TablePlan],
+def _check(context: AssetExecutionContext, source: SqlSource,
            retention: tuple[bool, str, dict[str, Any]]) -> Iterator[AssetCheckResult]:
     """The source's log-retention check, on its first CDC table (where the factory declared it)."""
     key = asset_key(source.name, next(c for c in source.tables if c.cdc))
     selected = {(k.asset_key, k.name) for k in context.selected_asset_check_keys}
-    if (key, CHECK_NAME) not in selected:
+    if (key, CDC_CHECK_NAME) not in selected:
         return
     passed, description, metadata = retention
-    yield AssetCheckResult(asset_key=key, check_name=CHECK_NAME, passed=passed, description=description,
+    yield AssetCheckResult(asset_key=key, check_name=CDC_CHECK_NAME, passed=passed, description=description,
                            metadata=metadata, severity=AssetCheckSeverity.ERROR)
 
 
