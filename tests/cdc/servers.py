@@ -32,7 +32,8 @@ def free_port() -> int:
 
 
 def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([shutil.which(name)] if shutil.which(name) else [])
+    on_path = shutil.which(name)
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([on_path] if on_path else [])
     if not found:
         raise ServerUnavailable(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
     return str(found[-1])

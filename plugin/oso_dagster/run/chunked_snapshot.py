@@ -161,7 +161,7 @@ def _load_chunks(
         _drop_unfinished(client, landing)
         (total,), = client.execute_sql(f"SELECT count(*) FROM {target}") or [(0,)]
     if not columns:  # resumed with nothing left to read: the landed columns, as DuckDB holds them
-        columns = _landed_columns(pipeline, landing)
+        columns = load_duckdb.landed_columns(pipeline, landing)
     return ChunkedLoad(
         table=landing, qualified_name=target, rows=int(total), seconds=time.monotonic() - started,
         columns=columns, rows_read=rows_read, chunks_total=len(chunks), chunks_resumed=len(done),
@@ -401,15 +401,6 @@ def _table_exists(client: Any, name: str) -> bool:
         client.dataset_name, name,
     )
     return bool(rows[0][0])
-
-
-def _landed_columns(pipeline: dlt.Pipeline, landing: str) -> dict[str, dict[str, Any]]:
-    with pipeline.sql_client() as client:
-        rows = client.execute_sql(
-            "SELECT column_name, is_nullable FROM information_schema.columns WHERE table_schema = ? "
-            "AND table_name = ? ORDER BY ordinal_position", client.dataset_name, landing,
-        ) or []
-    return {name: {"name": name, "nullable": nullable == "YES"} for name, nullable in rows}
 
 
 def _dumps(value: list[Any] | None) -> str | None:

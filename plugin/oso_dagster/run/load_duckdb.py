@@ -188,3 +188,13 @@ class _Counter:
         except BaseException as exc:
             self.error = exc
             raise
+
+
+def landed_columns(pipeline: dlt.Pipeline, landing: str) -> dict[str, dict[str, Any]]:
+    """A table's columns as DuckDB holds them (name and nullability), when no load described them."""
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql(
+            "SELECT column_name, is_nullable FROM information_schema.columns WHERE table_schema = ? "
+            "AND table_name = ? ORDER BY ordinal_position", client.dataset_name, landing,
+        ) or []
+    return {name: {"name": name, "nullable": nullable == "YES"} for name, nullable in rows}

@@ -178,7 +178,7 @@ def _results(context: AssetExecutionContext, pipeline: dlt.Pipeline, source: Sql
         rows = (total.snapshot_rows or 0) + total.upserted
         load = TableLoad(table=landing, cursor=None, rows_loaded=rows, seconds=seconds, loader=f"cdc ({kind})",
                          backend=plan.backend, write_disposition="merge", row_count=counts.get(landing))
-        columns = total.columns or {c: {"name": c} for c in (plan.table.columns.keys())}
+        columns = total.columns or load_duckdb.landed_columns(pipeline, landing)
         metadata = table_metadata(pipeline, load, columns)
         metadata.update({
             "rows_upserted": total.upserted, "rows_deleted": total.deleted, "truncated": total.truncated,
