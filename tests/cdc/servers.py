@@ -73,7 +73,9 @@ def logical_postgres(extra: dict[str, str] | None = None) -> Iterator[str]:
         raise ServerUnavailable(f"initdb failed: {done.stderr[-1000:]}")
     settings = {"wal_level": "logical", "max_replication_slots": "10", "max_wal_senders": "10",
                 "listen_addresses": "'127.0.0.1'", "port": str(port), "unix_socket_directories": f"'{base}'",
-                "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", **(extra or {})}
+                # synchronous_commit stays on: logical decoding reads only flushed WAL, and tests expect a
+                # committed change to be readable at once
+                "fsync": "off", "full_page_writes": "off", **(extra or {})}
     with open(data / "postgresql.conf", "a") as conf:
         conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
     started = run([pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "start"])

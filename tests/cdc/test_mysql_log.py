@@ -11,19 +11,13 @@ from oso_dagster.errors import SourceDatabaseError
 from oso_dagster.run.cdc import mysql
 from oso_dagster.run.cdc.changes import ChangePage
 
-from .servers import ServerUnavailable, binlog_mariadb
-
 T1, T2, T3, OTHER = ("test", "t1"), ("test", "t2"), ("test", "t3"), ("test", "other")
 TABLES = {T1: ["id"], T2: ["a", "b"], T3: ["id"]}
 
 
 @pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    try:
-        with binlog_mariadb() as found:
-            yield found
-    except ServerUnavailable as error:
-        pytest.skip(str(error))
+def url(binlog_mariadb_url: str) -> str:
+    return binlog_mariadb_url
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,8 @@ def pages(
     while True:
         page: ChangePage | None = None
         decoder = Decoder(keys)
-        with engine.connect().execution_options(stream_results=True, yield_per=10_000) as conn:
+        with engine.connect().execution_options(
+                isolation_level="READ COMMITTED", stream_results=True, yield_per=10_000) as conn:
             result = conn.execute(query, {"slot": slot, "upto": end["lsn"], "n": max_changes, "pub": publication})
             for (data,) in result:
                 message = decoder.decode(bytes(data))
