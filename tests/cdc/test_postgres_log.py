@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-
 from oso_dagster.errors import SourceDatabaseError
 from oso_dagster.run.cdc import postgres
 from oso_dagster.run.cdc.changes import ChangePage
