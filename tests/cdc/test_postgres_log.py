@@ -117,3 +117,35 @@ def test_publication_follows_the_table_list(engine: sa.Engine) -> None:
     assert tables == ["pair", "t"]
     assert postgres.drop(engine, "src") == ["replication slot oso_src", "publication oso_src"]
     assert postgres.drop(engine, "src") == []
+
+
+def test_a_dropped_publication_fails_with_the_fix(engine: sa.Engine) -> None:
+    """PostgreSQL sends nothing for a missing publication, silently: the sync must refuse instead."""
+    postgres.prepare(engine, "src", [("public", "t")], resumed=False)
+    _sql(engine, "DROP PUBLICATION oso_src")
+    with pytest.raises(SourceDatabaseError, match="publication 'oso_src' no longer exists"):
+        postgres.prepare(engine, "src", [("public", "t")], resumed=True)
+
+
+def test_tables_added_to_the_publication_are_named(engine: sa.Engine) -> None:
+    """Their earlier changes were never recorded: the sync copies them again."""
+    _, added = postgres.prepare(engine, "src", [("public", "t")], resumed=False)
+    assert added == {("public", "t")}
+    _, added = postgres.prepare(engine, "src", [("public", "t"), ("public", "pair")], resumed=True)
+    assert added == {("public", "pair")}
+    _, added = postgres.prepare(engine, "src", [("public", "t"), ("public", "pair")], resumed=True)
+    assert added == set()
+
+
+def test_a_long_transaction_lands_in_the_sync_after_its_commit(engine: sa.Engine, logical_pg_url: str) -> None:
+    postgres.prepare(engine, "src", [("public", "t")], resumed=False)
+    other = sa.create_engine(logical_pg_url)
+    with other.connect() as long_running:
+        long_running.execute(sa.text("INSERT INTO t VALUES (1, 'open', 1)"))  # not committed yet
+        _sql(engine, "INSERT INTO t VALUES (2, 'committed', 2)")
+        (page,) = _read_all(engine)
+        assert page.tables[("public", "t")].keys == {("2",)}
+        long_running.commit()
+    (page,) = _read_all(engine)
+    assert page.tables[("public", "t")].keys == {("1",)}
+    other.dispose()

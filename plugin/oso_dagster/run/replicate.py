@@ -20,7 +20,7 @@ from dlt.extract.exceptions import ResourceExtractionError
 from sqlalchemy.engine import Engine
 
 from oso_dagster.database import create_source_engine
-from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError
+from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError, TransientSourceError
 from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.factories.translator import OsoDltTranslator, asset_key, table_asset_spec
 from oso_dagster.naming import NAMING_MODULE, mode_label
@@ -32,7 +32,14 @@ from oso_dagster.run.metadata import TableLoad, table_metadata, warehouse_row_co
 from oso_dagster.run.schema_changes import schema_change_message
 from oso_dagster.run.skip_unchanged import SkipState
 from oso_dagster.run.step_log import StepSummary, demote_dlt_hint_warnings
-from oso_dagster.run.table_reader import TablePlan, build_dlt_source, explain_read_error, plan_tables, table_resource
+from oso_dagster.run.table_reader import (
+    TablePlan,
+    build_dlt_source,
+    explain_read_error,
+    plan_table,
+    plan_tables,
+    table_resource,
+)
 from oso_dagster.settings import Settings
 from oso_dagster.utils.secrets import resolver_from_settings
 from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline, warehouse_write_lock
@@ -61,7 +68,9 @@ def _replicate(
     configs = [config for config in source.tables if asset_key(source.name, config) in selected]
     pipeline = make_pipeline(settings, source.name)
     summary = StepSummary()
-    followed = [config for config in configs if config.cdc]  # read from the change log (run/cdc)
+    # CDC tables (run/cdc): the log is the source's, so every CDC table is followed, the selected reported
+    followed = [config for config in source.tables if config.cdc] if any(c.cdc for c in configs) else []
+    cdc_selected = {config.landing_name for config in configs if config.cdc}
     configs = [config for config in configs if not config.cdc]
     # unchanged merged tables cost one query each and nothing more (oso_dagster.run.skip_unchanged)
     skip = _unchanged_tables(context, pipeline, engine, source, configs)
@@ -85,7 +94,7 @@ def _replicate(
     failed: list[BaseException] = []  # direct loads that failed; raised once the other tables landed
     with warehouse_write_lock(settings), dlt_environment(settings, source.options.concurrency):
         if followed:
-            yield from _sync_changes(context, pipeline, engine, url, source, followed, summary, broken)
+            yield from _sync_changes(context, pipeline, engine, url, source, followed, cdc_selected, summary, broken)
         if direct:
             yield from _load_direct_tables(context, pipeline, engine, source, direct, failed, summary)
         via_dlt, first_loads = _first_loads(context, pipeline, engine, source.name, destination, via_dlt)
@@ -105,20 +114,30 @@ def _replicate(
 
 def _sync_changes(
     context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, url: str, source: SqlSource,
-    configs: Sequence[TableConfig], summary: StepSummary, broken: list[OsoDagsterError],
+    configs: Sequence[TableConfig], selected: set[str], summary: StepSummary, broken: list[OsoDagsterError],
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """The CDC tables (:mod:`oso_dagster.run.cdc`), DuckDB only for now."""
+    """The CDC tables (:mod:`oso_dagster.run.cdc`), DuckDB only for now; a problem of a selected CDC table
+    goes to ``broken`` (reported once the other tables landed)."""
     from oso_dagster.run.cdc import sync
 
     if pipeline.destination.destination_name != "duckdb":
-        raise ConfigurationError(
+        broken.append(ConfigurationError(
             f"Source {source.name!r} has cdc=True, which applies changes to the DuckDB warehouse only so far; "
             "with BigQuery, remove cdc=True (its tables are then copied by cursor or in full)."
-        )
-    plans, unplanned = plan_tables(context, engine, configs, "duckdb")
-    broken.extend(unplanned)
+        ))
+        return
+    plans: list[TablePlan] = []
+    for config in configs:
+        try:
+            plans.append(plan_table(engine, config, "duckdb"))
+        except TransientSourceError:
+            raise
+        except OsoDagsterError as exc:
+            if config.landing_name in selected:
+                context.log.error(f"{config.qualified_name}: skipped in this run: {exc}")
+                broken.append(exc)
     with _explaining_read_errors(engine, plans):
-        yield from sync.sync(context, pipeline, engine, url, source, plans, summary, broken)
+        yield from sync.sync(context, pipeline, engine, url, source, plans, selected, summary, broken)
 
 
 def _loads_directly(destination: str, plan: TablePlan) -> bool:

@@ -22,7 +22,8 @@ class PostgresLog:
     def __init__(self, engine: Engine, source: SqlSource) -> None:
         self.engine, self.source = engine, source
 
-    def start(self, tables: Sequence[TableName], stored: dict[str, Any] | None) -> dict[str, Any]:
+    def start(self, tables: Sequence[TableName], stored: dict[str, Any] | None
+              ) -> tuple[dict[str, Any], set[TableName]]:
         return postgres.prepare(self.engine, self.source.name, tables, resumed=stored is not None)
 
     def end(self) -> dict[str, Any]:
@@ -59,9 +60,11 @@ class MysqlLog:
     def __init__(self, engine: Engine, url: str, source: SqlSource) -> None:
         self.engine, self.url, self.source = engine, url, source
 
-    def start(self, tables: Sequence[TableName], stored: dict[str, Any] | None) -> dict[str, Any]:
+    def start(self, tables: Sequence[TableName], stored: dict[str, Any] | None
+              ) -> tuple[dict[str, Any], set[TableName]]:
+        """No server-side filter: a table is followed from when it was first snapshotted (the sync's state)."""
         mysql.check_binlog(self.engine, self.source.name)
-        return stored or mysql.current_position(self.engine)
+        return stored or mysql.current_position(self.engine), set()
 
     def end(self) -> dict[str, Any]:
         return mysql.current_position(self.engine)

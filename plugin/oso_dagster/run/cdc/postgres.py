@@ -39,25 +39,30 @@ def _lost(source_name: str, what: str) -> SourceDatabaseError:
     )
 
 
-def prepare(engine: Engine, source_name: str, tables: Sequence[TableName], resumed: bool) -> dict[str, Any]:
-    """Make the publication hold exactly ``tables`` and make sure the slot exists; return its confirmed position.
+def prepare(
+    engine: Engine, source_name: str, tables: Sequence[TableName], resumed: bool
+) -> tuple[dict[str, Any], set[TableName]]:
+    """Make the publication hold exactly ``tables`` and the slot exist; return the slot's confirmed position
+    and the tables that were not in the publication (their changes were not recorded: they need a snapshot).
 
-    ``resumed``: the warehouse holds a position of this source, so the slot must be there already; a missing
-    or invalidated slot fails (never a silent new start that skips what happened in between).
+    ``resumed``: the warehouse holds a position of this source, so slot and publication must be there already;
+    a missing one fails (never a silent new start that skips what happened in between).
     """
     slot, publication = slot_name(source_name), publication_name(source_name)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         _check_wal_level(conn, source_name)
-        wanted = {f"{quote_identifier(s)}.{quote_identifier(t)}" for s, t in tables}
-        have = conn.execute(sa.text(
-            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_publication_tables "
-            "WHERE pubname = :p"), {"p": publication}).scalars().all()
+        have = {tuple(row) for row in conn.execute(sa.text(
+            "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = :p"), {"p": publication})}
         exists = conn.execute(sa.text("SELECT 1 FROM pg_publication WHERE pubname = :p"), {"p": publication}).first()
-        listed = ", ".join(sorted(wanted))
+        if resumed and not exists:
+            raise _lost(source_name, f"the publication {publication!r} no longer exists on the server (dropped); "
+                        "PostgreSQL sends no changes for a missing publication")
+        listed = ", ".join(sorted(f"{quote_identifier(s)}.{quote_identifier(t)}" for s, t in tables))
         if not exists:
             conn.execute(sa.text(f"CREATE PUBLICATION {quote_identifier(publication)} FOR TABLE {listed}"))
-        elif set(have) != wanted:
+        elif have != set(tables):
             conn.execute(sa.text(f"ALTER PUBLICATION {quote_identifier(publication)} SET TABLE {listed}"))
+        added = set(tables) - have
         row = conn.execute(sa.text(
             "SELECT confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = :s"),
             {"s": slot}).first()
@@ -66,11 +71,11 @@ def prepare(engine: Engine, source_name: str, tables: Sequence[TableName], resum
                 raise _lost(source_name, f"the replication slot {slot!r} no longer exists on the server")
             created = conn.execute(sa.text(
                 "SELECT lsn::text FROM pg_create_logical_replication_slot(:s, 'pgoutput')"), {"s": slot}).scalar()
-            return {"lsn": str(created)}
+            return {"lsn": str(created)}, added
         if row[1] == "lost":
             raise _lost(source_name, f"the replication slot {slot!r} was invalidated (the WAL it needed was removed, "
                         "max_slot_wal_keep_size)")
-        return {"lsn": str(row[0])}
+        return {"lsn": str(row[0])}, added
 
 
 def _check_wal_level(conn: Connection, source_name: str) -> None:

@@ -55,6 +55,11 @@ def mark_snapshotted(client: Any, landing: str, position: dict[str, Any]) -> Non
     _upsert(client, landing, position)
 
 
+def forget_in(client: Any, landing: str) -> None:
+    """Inside the caller's transaction: the table is copied again by the next sync that selects it."""
+    client.execute_sql(f"DELETE FROM {_table(client)} WHERE scope = ?", landing)
+
+
 def forget(pipeline: dlt.Pipeline, landing: str | None = None) -> bool:
     """Forget one table's snapshot (``reset-table``: the next sync copies it again) or, with ``None``, the
     whole source's CDC state (``drop-cdc``). True if there was something to forget."""

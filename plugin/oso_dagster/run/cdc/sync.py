@@ -31,7 +31,8 @@ class ChangeLog(Protocol):
 
     kind: str
 
-    def start(self, tables: Sequence[TableName], stored: dict[str, Any] | None) -> dict[str, Any]: ...
+    def start(self, tables: Sequence[TableName], stored: dict[str, Any] | None
+              ) -> tuple[dict[str, Any], set[TableName]]: ...
     def end(self) -> dict[str, Any]: ...
     def pages(self, start: dict[str, Any], end: dict[str, Any], keys: dict[TableName, Sequence[str]]
               ) -> Iterator[ChangePage]: ...
@@ -50,39 +51,52 @@ class _Totals:
 
 def sync(
     context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, url: str, source: SqlSource,
-    plans: Sequence[TablePlan], summary: StepSummary, broken: list[OsoDagsterError],
+    plans: Sequence[TablePlan], selected: set[str], summary: StepSummary, broken: list[OsoDagsterError],
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Snapshot the tables not copied yet, then apply the log up to its current end; yield one
-    materialization per table and the source's retention check. Tables that cannot be followed (no primary
-    key) are added to ``broken`` and left out, so the others still sync."""
+    """Snapshot the selected tables not copied yet, then apply the log up to its current end; yield one
+    materialization per selected table and the source's retention check.
+
+    ``plans`` are all CDC tables of the source and ``selected`` the landing names this run materializes. The
+    log is the source's, so changes of every snapshotted table are applied, selected or not (skipping them
+    would lose them); a table copied for the first time must be selected. Tables that cannot be followed (no
+    primary key) go to ``broken`` when selected and are left out, so the others still sync.
+    """
     started = time.monotonic()
     log = change_log(engine, url, source)
     followed = []
     for plan in plans:
         problem = key_problem(engine, plan)
-        if problem:
+        if problem is None:
+            followed.append(plan)
+        elif plan.config.landing_name in selected:
             context.log.error(f"{plan.config.qualified_name}: skipped in this run: {problem}")
             broken.append(ConfigurationError(problem))
-        else:
-            followed.append(plan)
-    if not followed:
+    if not any(plan.config.landing_name in selected for plan in followed):
         return
     names = {table_name(engine, plan): plan for plan in followed}
     stored = state.read(pipeline)
     retention = log.retention(stored) if stored.position is not None else None  # before this sync reads
-    position = log.start(list(names), stored.position)
+    position, unrecorded = log.start(list(names), stored.position)
     if retention is None:  # the first sync: what the new slot or position holds now
         retention = log.retention(state.CdcState(position=position))
     load_duckdb.ensure_dataset(pipeline)
-    if stored.position is None:
-        with pipeline.sql_client() as client, client.begin_transaction():
-            state.ensure(client)
+    landings = {plan.config.landing_name for plan in followed}
+    with pipeline.sql_client() as client, client.begin_transaction():
+        state.ensure(client)
+        if stored.position is None:
             state.save_position(client, position)
+        # a table left out of CDC (or out of the publication) missed changes meanwhile: it is copied again
+        for landing in stored.snapshotted - (landings - {names[n].config.landing_name for n in unrecorded}):
+            state.forget_in(client, landing)
+            stored.snapshotted.discard(landing)
     schema = Schema(source.name, normalizers={"names": NAMING_MODULE})
     totals = {plan.config.landing_name: _Totals() for plan in followed}
     for plan in followed:
-        if plan.config.landing_name not in stored.snapshotted:
-            totals[plan.config.landing_name] = _snapshot(context, pipeline, engine, plan, schema, position)
+        landing = plan.config.landing_name
+        if landing not in stored.snapshotted and landing in selected:
+            totals[landing] = _snapshot(context, pipeline, engine, plan, schema, position)
+            stored.snapshotted.add(landing)
+    names = {name: plan for name, plan in names.items() if plan.config.landing_name in stored.snapshotted}
     end = log.end()
     keys = {name: list(plan.primary_key or ()) for name, plan in names.items()}
     changes = 0
@@ -100,13 +114,18 @@ def sync(
             total.columns.update(fetched_columns(fetched, landing))
         context.log.info(f"{source.name}: applied {page.changes:,} change(s) up to {_where(page.end)}")
     with pipeline.sql_client() as client, client.begin_transaction():
-        state.ensure(client)
         state.save_position(client, end)
     log.acknowledge(end)
     seconds = time.monotonic() - started
     context.log.info(f"{source.name}: change log read to {_where(end)}: {changes:,} change(s) in {seconds:.1f}s "
                      f"({log.kind})")
-    yield from _results(context, pipeline, source, followed, totals, seconds, log.kind, end, summary)
+    also = sorted(landing for landing, total in totals.items()
+                  if landing not in selected and (total.upserted or total.deleted or total.truncated))
+    if also:
+        context.log.info(f"{source.name}: changes also applied to {', '.join(also)} (not selected; the change log "
+                         "is read once for the whole source)")
+    reported = [plan for plan in followed if plan.config.landing_name in selected]
+    yield from _results(context, pipeline, source, reported, totals, seconds, log.kind, end, summary)
     yield from _check(context, source, retention)
 
 
