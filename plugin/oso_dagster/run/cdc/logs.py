@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ class PostgresLog:
     def end(self) -> dict[str, Any]:
         return postgres.end_position(self.engine)
 
-    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: dict[TableName, Sequence[str]]
+    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: Mapping[TableName, Sequence[str]]
               ) -> Iterator[ChangePage]:
         return postgres.pages(self.engine, self.source.name, end, keys)
 
@@ -69,7 +69,7 @@ class MysqlLog:
     def end(self) -> dict[str, Any]:
         return mysql.current_position(self.engine)
 
-    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: dict[TableName, Sequence[str]]
+    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: Mapping[TableName, Sequence[str]]
               ) -> Iterator[ChangePage]:
         return mysql.pages(self.url, self.source.name, start, end, keys)
 

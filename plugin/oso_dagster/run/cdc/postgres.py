@@ -9,7 +9,7 @@ A sync therefore needs no replication-protocol connection, only a role with the 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -51,7 +51,7 @@ def prepare(
     slot, publication = slot_name(source_name), publication_name(source_name)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         _check_wal_level(conn, source_name)
-        have = {tuple(row) for row in conn.execute(sa.text(
+        have: set[TableName] = {(str(row[0]), str(row[1])) for row in conn.execute(sa.text(
             "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = :p"), {"p": publication})}
         exists = conn.execute(sa.text("SELECT 1 FROM pg_publication WHERE pubname = :p"), {"p": publication}).first()
         if resumed and not exists:
@@ -117,7 +117,7 @@ def pages(
                 isolation_level="READ COMMITTED", stream_results=True, yield_per=10_000) as conn:
             result = conn.execute(query, {"slot": slot, "upto": end["lsn"], "n": max_changes, "pub": publication})
             for (data,) in result:
-                message = decoder.decode(bytes(data))
+                message = decoder.decode(bytes(cast(bytes, data)))
                 if page is None:
                     page = ChangePage(end={})
                 if isinstance(message, RowChange):

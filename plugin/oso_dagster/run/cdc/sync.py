@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,7 +34,7 @@ class ChangeLog(Protocol):
     def start(self, tables: Sequence[TableName], stored: dict[str, Any] | None
               ) -> tuple[dict[str, Any], set[TableName]]: ...
     def end(self) -> dict[str, Any]: ...
-    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: dict[TableName, Sequence[str]]
+    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: Mapping[TableName, Sequence[str]]
               ) -> Iterator[ChangePage]: ...
     def acknowledge(self, position: dict[str, Any]) -> None: ...
     def retention(self, stored: state.CdcState) -> tuple[bool, str, dict[str, Any]]: ...
@@ -174,7 +174,7 @@ def _snapshot(context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: En
     """The first copy of a table, taken after the log position its changes are applied from."""
     name = plan.config.qualified_name
     context.log.info(f"{name}: first CDC sync, copying the table; changes from {_where(position)} follow")
-    load = chunked_snapshot.load_if_large(
+    load: load_duckdb.DirectLoad | None = chunked_snapshot.load_if_large(
         pipeline, engine, plan, schema, lambda e, p, where: table_resource(e, p, where, with_cursor=False),
         context.log.info)
     if load is None:
