@@ -42,6 +42,9 @@ Examples:
   oso-new-source --update ./oso-source-mydb --database-url postgresql://reader@db.internal:5432/app \\
       --table refunds
 \b
+  # change data capture: inserts, updates and deletes from the change log
+  oso-new-source mydb --database-url postgresql://reader@db.internal:5432/app --cdc
+\b
   # regenerate the template's files in an existing package (others kept; the
   # staging models of tables no longer listed are removed, edited or not: said so)
   oso-new-source mydb --database-url sqlite:///app.db --force
@@ -90,6 +93,9 @@ def _say(message: str) -> None:
 @click.option("--secret-group", help="Secret group holding the connection string.  [default: NAME]")
 @click.option("--secret-key",
               help=f"Secret key holding the connection string.  [default: {DEFAULT_SECRET_KEY}]")
+@click.option("--cdc", is_flag=True,
+              help="Change data capture: the package passes cdc=True to sql_assets, so inserts, updates and "
+                   "deletes are read from the database's change log (PostgreSQL, MySQL/MariaDB; docs/cdc.md).")
 @click.option("--no-input", is_flag=True, help="Never prompt; use the options and defaults.")
 @click.option("--force", is_flag=True,
               help="Write into an existing folder, overwriting only the files the template generates and "
@@ -111,6 +117,7 @@ def new_source(
     incrementals: tuple[str, ...],
     secret_group: str | None,
     secret_key: str | None,
+    cdc: bool,
     no_input: bool,
     force: bool,
     update_dir: Path | None,
@@ -135,7 +142,7 @@ def new_source(
                 raise TemplateError("Missing NAME: give the source name, e.g. `oso-new-source mydb ...`.")
             name = click.prompt("Source name (lowercase, e.g. mydb; the warehouse dataset and asset group)")
         _run(name, output_dir, database_url, schema, tables, incrementals, secret_group, secret_key,
-             no_input, force, excludes=excludes, include_views=include_views, keys=_parse_keys(keys))
+             no_input, force, excludes=excludes, include_views=include_views, keys=_parse_keys(keys), cdc=cdc)
     except (OsoDagsterError, ValueError) as exc:  # ValueError: check_source_name
         raise click.ClickException(scrub(str(exc), secrets)) from None
 
@@ -169,6 +176,7 @@ def _run(
     excludes: tuple[str, ...] = (),
     include_views: bool = False,
     keys: dict[str, list[str]] | None = None,
+    cdc: bool = False,
 ) -> None:
     check_source_name(name)
     overrides = _parse_incremental(incrementals)
@@ -227,7 +235,7 @@ def _run(
         confirm_cursors(specs)
     spec = SourceSpec(name=name, secret_group=secret_group, secret_key=secret_key, schema=schema,
                       tables=specs, introspected=introspected, exclude=list(excludes),
-                      include_views=include_views, all_tables=introspected and not tables)
+                      include_views=include_views, all_tables=introspected and not tables, cdc=cdc)
     spec.validate()
     started = time.monotonic()
     dropped = dropped_models(target, spec)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 
 from oso_dagster.errors import ConfigurationError, OsoDagsterError
 from oso_dagster.location.dbt_manifest import start
 from oso_dagster.location.dbt_project import BrokenDbtPackage
-from oso_dagster.location.discovery import discover
+from oso_dagster.location.discovery import Discovery, discover
 from oso_dagster.location.entry_points import installed_dbt_packages, same_distribution
 from oso_dagster.naming import mode_label, warehouse_name
+from oso_dagster.ops.cdc import drop_cdc
 from oso_dagster.ops.health import instance_available, source_health
 from oso_dagster.ops.preflight import check_source
 from oso_dagster.ops.reset import reset_table
@@ -22,7 +24,7 @@ _MARK = {"ok": "ok  ", "warn": "WARN", "error": "FAIL"}
 
 @click.group(
     epilog="Examples:\n\n  oso-sources list\n\n  oso-sources check mydb\n\n  oso-sources dbt-package mydb\n\n"
-    "  oso-sources reset-table mydb events",
+    "  oso-sources reset-table mydb events\n\n  oso-sources drop-cdc mydb",
 )
 def main() -> None:
     """Inspect the source packages installed in this environment."""
@@ -93,9 +95,7 @@ def check(name: str | None) -> None:
     if name is not None:
         sources = [s for s in sources if s.name == name]
         if not sources:
-            known = ", ".join(sorted(s.name for p in found.packages for s in p.sources)) or "none installed"
-            click.echo(f"Error: no source named {name!r} (installed: {known}).", err=True)
-            sys.exit(2)
+            _unknown_source(found, name)
     failed = False
     for source in sources:
         click.echo(f"{source.name}:")
@@ -127,6 +127,11 @@ def dbt_package(name: str) -> None:
             click.echo(f"# {package.distribution} {package.version}: the staging models of source {name}\n"
                        + entry.rstrip())
             return
+    _unknown_source(found, name)
+
+
+def _unknown_source(found: Discovery, name: str) -> NoReturn:
+    """Exit 2 naming the installed sources (``check``, ``dbt-package``, ``drop-cdc``)."""
     known = ", ".join(sorted(s.name for p in found.packages for s in p.sources)) or "none installed"
     click.echo(f"Error: no source named {name!r} (installed: {known}).", err=True)
     sys.exit(2)
@@ -136,7 +141,8 @@ def dbt_package(name: str) -> None:
 @click.argument("source_name", metavar="SOURCE")
 @click.argument("table")
 def reset_table_command(source_name: str, table: str) -> None:
-    """Drop TABLE's warehouse copy and incremental cursor; the next run of SOURCE loads it in full.
+    """Drop TABLE's warehouse copy and incremental cursor (or CDC snapshot state); the next run of SOURCE loads
+    it in full.
 
     TABLE is the name it lands under in the warehouse (or the source table's name). The fix that a failed
     run names after a column type change that cannot be applied in place. Works for sources of installed
@@ -148,3 +154,39 @@ def reset_table_command(source_name: str, table: str) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Reset {source_name}.{warehouse_name(table)}: its warehouse copy and cursor are gone; the next run "
                "of the source loads it in full.")
+
+
+@main.command("drop-cdc")
+@click.argument("source_name", metavar="SOURCE")
+def drop_cdc_command(source_name: str) -> None:
+    """Remove SOURCE's change data capture: its PostgreSQL replication slot and publication (oso_SOURCE) and
+    its CDC state in the warehouse; the next sync copies every CDC table again.
+
+    Run it before removing a CDC source (a slot left behind keeps WAL on the server for ever), after turning
+    cdc off, or to start CDC again from a new snapshot. MySQL/MariaDB keep nothing per source on the server:
+    only the warehouse state is forgotten.
+    """
+    try:
+        found = discover(on_broken="warn")
+    except OsoDagsterError as exc:
+        raise click.ClickException(str(exc)) from None
+    source = next((s for p in found.packages for s in p.sources if s.name == source_name), None)
+    if source is None:
+        _unknown_source(found, source_name)
+    try:
+        dropped = drop_cdc(source)
+    except OsoDagsterError as exc:
+        raise click.ClickException(str(exc)) from None
+    for item in dropped.on_server:
+        click.echo(f"Dropped {item}.")
+    if dropped.dialect in ("mysql", "mariadb"):
+        click.echo(f"{dropped.dialect}: the server keeps no CDC state per source (the binlog position lives in "
+                   "the warehouse), so only the warehouse state is forgotten.")
+    elif dropped.dialect == "postgresql" and not dropped.on_server:
+        click.echo(f"No replication slot or publication oso_{source_name} on the server.")
+    if dropped.state_table:
+        click.echo(f"Forgot the CDC state in the warehouse ({dropped.state_table}).")
+    else:
+        click.echo("The warehouse held no CDC state for the source.")
+    click.echo(f"The next sync of {source_name} copies every CDC table again (a new snapshot), then follows "
+               "the change log from there.")

@@ -80,7 +80,7 @@ def update_package(project: Path, database_url: str | None, *, name: str | None,
     spec = SourceSpec(
         name=source, secret_group=answers["secret_group"], secret_key=answers["secret_key"],
         schema=result.schema, tables=specs, introspected=True, exclude=exclude,
-        include_views=bool(answers.get("include_views")), all_tables=all_tables,
+        include_views=bool(answers.get("include_views")), all_tables=all_tables, cdc=bool(answers.get("cdc")),
     )
     spec.validate()
     new = render_files(spec)

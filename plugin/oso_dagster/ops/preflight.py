@@ -49,13 +49,15 @@ def check_source(source: SqlSource, settings: Settings | None = None) -> Iterato
     yield Finding("ok", "connection", f"connected to {describe(engine)}")
     try:
         for config in source.tables:
-            yield from _check_table(engine, config)
+            yield from _check_table(engine, config, source.name)
+        if source.options.cdc:
+            yield from _check_cdc(engine, source)
         yield from _check_write_access(engine, source)
     finally:
         engine.dispose()
 
 
-def _check_table(engine: Engine, config: TableConfig) -> Iterator[Finding]:
+def _check_table(engine: Engine, config: TableConfig, source_name: str = "") -> Iterator[Finding]:
     subject = config.qualified_name
     try:
         table = reflect_table(engine, config.table, config.schema)
@@ -65,12 +67,14 @@ def _check_table(engine: Engine, config: TableConfig) -> Iterator[Finding]:
     columns = {c.name for c in table.columns}
     primary_key = config.primary_key or tuple(c.name for c in table.primary_key.columns)
     problems = table_config_problems(config, table)
+    if config.cdc:
+        problems = [*problems, *_cdc_key_problems(engine, config, table, source_name)]
     for problem in problems:
         yield Finding("error", subject, problem)
     cursor = config.cursor_column
     if problems:
         return
-    if cursor and not _is_indexed(engine, table, cursor):
+    if cursor and not config.cdc and not _is_indexed(engine, table, cursor):  # CDC tables are not read by cursor
         yield Finding(
             "warn",
             subject,
@@ -83,8 +87,50 @@ def _check_table(engine: Engine, config: TableConfig) -> Iterator[Finding]:
     except Exception as exc:
         yield Finding("error", subject, f"cannot read rows: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         return
-    mode = mode_label(cursor)
+    mode = "change data capture" if config.cdc else mode_label(cursor)
     yield Finding("ok", subject, f"readable, {len(columns)} columns, key {list(primary_key) or 'none'}, {mode}")
+
+
+def _cdc_key_problems(engine: Engine, config: TableConfig, table: sa.Table, source_name: str) -> list[str]:
+    """CDC follows rows by the table's own primary key; PostgreSQL refuses UPDATE and DELETE on a published
+    table without one (no replica identity)."""
+    name = config.qualified_name
+    reflected = tuple(c.name for c in table.primary_key.columns)
+    fix = f'add a primary key (ALTER TABLE {name} ADD PRIMARY KEY (...)) or "cdc": False to its entry in sql_assets'
+    if not reflected:
+        breaks = (f": once in the publication oso_{source_name}, every UPDATE and DELETE of it on the source "
+                  "would fail (no replica identity)" if engine.dialect.name == "postgresql" else "")
+        return [f"CDC table without a primary key, and CDC follows rows by key{breaks}; {fix}."]
+    if config.primary_key and tuple(config.primary_key) != reflected:
+        return [f"CDC follows rows by the table's primary key {list(reflected)}, not the configured primary_key "
+                f"{list(config.primary_key)}: remove primary_key from its entry, or add \"cdc\": False to it."]
+    return []
+
+
+def _check_cdc(engine: Engine, source: SqlSource) -> Iterator[Finding]:
+    """What the server or the credential lacks for change data capture (``cdc=True``), each with its fix."""
+    from oso_dagster.run.cdc import mysql, postgres
+
+    dialect = engine.dialect.name
+    try:
+        if dialect == "postgresql":
+            problems = postgres.prerequisites(engine, source.name)
+        elif dialect in ("mysql", "mariadb"):
+            problems = mysql.prerequisites(engine, source.name)
+        else:
+            yield Finding("error", "cdc", f"cdc=True reads PostgreSQL's and MySQL/MariaDB's change logs and this "
+                          f"database is {dialect}: remove cdc=True (its tables are then copied by cursor or in full).")
+            return
+    except Exception as exc:
+        yield Finding("error", "cdc", f"could not check the CDC prerequisites: {type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0] if str(exc) else ''}")
+        return
+    for problem in problems:
+        yield Finding("error", "cdc", problem)
+    if not problems:
+        log = "logical replication (slot and publication oso_" + source.name + ")" if dialect == "postgresql" \
+            else "the row binlog"
+        yield Finding("ok", "cdc", f"the server and the credential are ready for CDC through {log}")
 
 
 def _is_indexed(engine: Engine, table: sa.Table, column: str) -> bool:

@@ -1,4 +1,5 @@
-"""``oso-sources reset-table``: drop one table's warehouse copy and cursor so that its next run reloads it.
+"""``oso-sources reset-table``: drop one table's warehouse copy and cursor (or CDC snapshot mark) so that its next
+run reloads it.
 
 The way out the errors name after a column type change that cannot be applied in place, or to reload a
 table from scratch for any other reason.
@@ -11,13 +12,14 @@ from typing import Any
 from oso_dagster.errors import ConfigurationError
 from oso_dagster.naming import warehouse_name
 from oso_dagster.run import chunked_snapshot
+from oso_dagster.run.cdc import state as cdc_state
 from oso_dagster.settings import Settings
 from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline, warehouse_write_lock
 
 
 def reset_table(source_name: str, table: str, settings: Settings | None = None) -> None:
-    """Drop one table's warehouse copy, dlt schema entry, incremental cursor and any unfinished chunked
-    snapshot; the next run reloads it from scratch.
+    """Drop one table's warehouse copy, dlt schema entry, incremental cursor, any unfinished chunked
+    snapshot and, for a CDC table, its snapshot mark in the CDC state; the next run reloads it from scratch.
 
     The way out after a column type change that cannot be applied in place.
     """
@@ -31,8 +33,10 @@ def reset_table(source_name: str, table: str, settings: Settings | None = None) 
         pipeline.sync_destination()
         # a chunked snapshot a killed run left unfinished (run/chunked_snapshot.py) would otherwise be resumed
         unfinished = chunked_snapshot.drop_unfinished_snapshot(pipeline, landing)
+        # a CDC table's snapshot mark (run/cdc/state.py): without it the next sync copies the table again
+        snapshot_forgotten = cdc_state.forget(pipeline, landing)
         if not _in_warehouse(pipeline, landing):
-            if unfinished:
+            if unfinished or snapshot_forgotten:
                 return
             known: list[str] = []
             if pipeline.default_schema_name:

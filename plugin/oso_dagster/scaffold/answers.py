@@ -75,6 +75,7 @@ class SourceSpec:
     exclude: list[str] = field(default_factory=list)
     include_views: bool = False
     all_tables: bool = False  # every table of the schema was taken (no --table): --update adds new ones
+    cdc: bool = False  # sql_assets(..., cdc=True): change data capture instead of cursors and full copies
 
     @property
     def project_slug(self) -> str:
@@ -126,7 +127,7 @@ class SourceSpec:
         context["_answers"] = answers
         context["_source"] = {"introspected": self.introspected, "tables": [asdict(t) for t in self.tables],
                               "exclude": list(self.exclude), "include_views": self.include_views,
-                              "all_tables": self.all_tables}
+                              "all_tables": self.all_tables, "cdc": self.cdc}
         return context
 
 

@@ -106,8 +106,14 @@ def answers_record(cookiecutter: Mapping[str, Any]) -> dict[str, Any]:
         "exclude": list((cookiecutter.get("_source") or {}).get("exclude") or []),
         "include_views": bool((cookiecutter.get("_source") or {}).get("include_views")),
         "all_tables": bool((cookiecutter.get("_source") or {}).get("all_tables")),
+        **({"cdc": True} if source_cdc(cookiecutter) else {}),
         "tables": [_table_answer(t) for t in render_tables(cookiecutter)],
     }
+
+
+def source_cdc(cookiecutter: Mapping[str, Any]) -> bool:
+    """Whether the package turns change data capture on (``oso-new-source --cdc``)."""
+    return bool((cookiecutter.get("_source") or {}).get("cdc"))
 
 
 def _table_answer(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,6 +182,7 @@ class OsoExtension(Extension):
         environment.globals.update(
             oso_tables=render_tables,
             oso_answers=answers_record,
+            oso_cdc=source_cdc,
             oso_payload=payload,
             oso_problems=problems,
             oso_table_files=functools.partial(render_table_files, environment),

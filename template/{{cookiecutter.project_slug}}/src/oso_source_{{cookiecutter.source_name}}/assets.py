@@ -13,4 +13,7 @@ from dlt.sources import incremental
         {{ table.python_entry }},
 {%- endfor %}
     ],
+{%- if oso_cdc(cookiecutter) %}
+    cdc=True,
+{%- endif %}
 )
