@@ -20,7 +20,7 @@ from dlt.extract.exceptions import ResourceExtractionError
 from sqlalchemy.engine import Engine
 
 from oso_dagster.database import create_source_engine
-from oso_dagster.errors import ConfigurationError, OsoDagsterError, SourceDatabaseError, TransientSourceError
+from oso_dagster.errors import OsoDagsterError, SourceDatabaseError, TransientSourceError
 from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.factories.translator import OsoDltTranslator, asset_key, table_asset_spec
 from oso_dagster.naming import NAMING_MODULE, mode_label
@@ -116,20 +116,15 @@ def _sync_changes(
     context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, url: str, source: SqlSource,
     configs: Sequence[TableConfig], selected: set[str], summary: StepSummary, broken: list[OsoDagsterError],
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """The CDC tables (:mod:`oso_dagster.run.cdc`), DuckDB only for now; a problem of a selected CDC table
-    goes to ``broken`` (reported once the other tables landed)."""
+    """The CDC tables (:mod:`oso_dagster.run.cdc`); a problem of a selected CDC table goes to ``broken``
+    (reported once the other tables landed)."""
     from oso_dagster.run.cdc import sync
 
-    if pipeline.destination.destination_name != "duckdb":
-        broken.append(ConfigurationError(
-            f"Source {source.name!r} has cdc=True, which applies changes to the DuckDB warehouse only so far; "
-            "with BigQuery, remove cdc=True (its tables are then copied by cursor or in full)."
-        ))
-        return
+    destination = pipeline.destination.destination_name
     plans: list[TablePlan] = []
     for config in configs:
         try:
-            plans.append(plan_table(engine, config, "duckdb"))
+            plans.append(plan_table(engine, config, destination))
         except TransientSourceError:
             raise
         except OsoDagsterError as exc:

@@ -59,8 +59,8 @@ def fetch(engine: Engine, plan: TablePlan, changes: TableChanges, schema: Schema
     tables: list[pa.Table] = []
     hints: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), KEYS_PER_QUERY):
-        batch = [_typed(plan, key, k) for k in keys[start:start + KEYS_PER_QUERY]]
-        resource = table_resource(engine, plan, where=_where_keys(key, batch), with_cursor=False)
+        batch = [typed_key(plan, key, k) for k in keys[start:start + KEYS_PER_QUERY]]
+        resource = table_resource(engine, plan, where=where_keys(key, batch), with_cursor=False)
         hints = dict(resource.compute_table_schema().get("columns") or {})
         for item in resource:
             if isinstance(item, pa.RecordBatch):
@@ -72,7 +72,7 @@ def fetch(engine: Engine, plan: TablePlan, changes: TableChanges, schema: Schema
     return Fetched(plan, changes, rows, columns)
 
 
-def _where_keys(key: Sequence[str], batch: Sequence[tuple[Any, ...]]) -> Callable[[sa.Table], Any]:
+def where_keys(key: Sequence[str], batch: Sequence[tuple[Any, ...]]) -> Callable[[sa.Table], Any]:
     def where(table: sa.Table) -> Any:
         if len(key) == 1:
             return table.c[key[0]].in_([values[0] for values in batch])
@@ -88,7 +88,7 @@ _PARSERS: dict[type, Callable[[str], Any]] = {
 }
 
 
-def _typed(plan: TablePlan, key: Sequence[str], values: Key) -> tuple[Any, ...]:
+def typed_key(plan: TablePlan, key: Sequence[str], values: Key) -> tuple[Any, ...]:
     """A key as the log gave it (text) as the column's Python type, so every reader binds it as that type."""
     out = []
     for name, text in zip(key, values, strict=True):

@@ -40,9 +40,10 @@ def read(pipeline: dlt.Pipeline) -> CdcState:
 
 
 def ensure(client: Any) -> None:
+    """SQL both DuckDB and BigQuery run (``TIMESTAMP`` is an instant in BigQuery, ``TIMESTAMPTZ`` in DuckDB)."""
+    instant = "TIMESTAMP" if _is_bigquery(client) else "TIMESTAMPTZ"
     client.execute_sql(
-        f"CREATE TABLE IF NOT EXISTS {_table(client)} "
-        "(scope VARCHAR PRIMARY KEY, position VARCHAR, updated_at TIMESTAMPTZ)"
+        f"CREATE TABLE IF NOT EXISTS {_table(client)} (scope STRING, position STRING, updated_at {instant})"
     )
 
 
@@ -57,7 +58,7 @@ def mark_snapshotted(client: Any, landing: str, position: dict[str, Any]) -> Non
 
 def forget_in(client: Any, landing: str) -> None:
     """Inside the caller's transaction: the table is copied again by the next sync that selects it."""
-    client.execute_sql(f"DELETE FROM {_table(client)} WHERE scope = ?", landing)
+    client.execute_sql(f"DELETE FROM {_table(client)} WHERE scope = %s", landing)
 
 
 def forget(pipeline: dlt.Pipeline, landing: str | None = None) -> bool:
@@ -69,15 +70,20 @@ def forget(pipeline: dlt.Pipeline, landing: str | None = None) -> bool:
         if landing is None:
             client.execute_sql(f"DROP TABLE {_table(client)}")
             return True
-        found = client.execute_sql(f"SELECT 1 FROM {_table(client)} WHERE scope = ?", landing)
-        client.execute_sql(f"DELETE FROM {_table(client)} WHERE scope = ?", landing)
+        found = client.execute_sql(f"SELECT 1 FROM {_table(client)} WHERE scope = %s", landing)
+        client.execute_sql(f"DELETE FROM {_table(client)} WHERE scope = %s", landing)
         return bool(found)
 
 
 def _upsert(client: Any, scope: str, position: dict[str, Any]) -> None:
+    client.execute_sql(f"DELETE FROM {_table(client)} WHERE scope = %s", scope)
     client.execute_sql(
-        f"INSERT OR REPLACE INTO {_table(client)} VALUES (?, ?, now())", scope, json.dumps(position)
+        f"INSERT INTO {_table(client)} VALUES (%s, %s, CURRENT_TIMESTAMP)", scope, json.dumps(position)
     )
+
+
+def _is_bigquery(client: Any) -> bool:
+    return "bigquery" in type(client).__module__
 
 
 def _table(client: Any) -> str:
@@ -85,8 +91,9 @@ def _table(client: Any) -> str:
 
 
 def _exists(client: Any) -> bool:
-    rows = client.execute_sql(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        client.dataset_name, STATE_TABLE,
-    )
-    return bool(rows and rows[0][0])
+    """Asked outside any transaction: a failed query is the answer (each warehouse's catalog differs)."""
+    try:
+        client.execute_sql(f"SELECT 1 FROM {_table(client)} LIMIT 1")
+    except Exception:
+        return False
+    return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,7 +21,7 @@ from oso_dagster.factories.translator import asset_key
 from oso_dagster.naming import NAMING_MODULE
 from oso_dagster.run import chunked_snapshot, load_duckdb
 from oso_dagster.run.cdc import apply, state
-from oso_dagster.run.cdc.changes import ChangePage, TableName
+from oso_dagster.run.cdc.changes import ChangePage, TableChanges, TableName
 from oso_dagster.run.metadata import TableLoad, table_metadata, warehouse_row_counts
 from oso_dagster.run.step_log import StepSummary
 from oso_dagster.run.table_reader import TablePlan, table_resource
@@ -80,40 +81,25 @@ def sync(
     if retention is None:  # the first sync: what the new slot or position holds now
         retention = log.retention(state.CdcState(position=position))
     load_duckdb.ensure_dataset(pipeline)
-    landings = {plan.config.landing_name for plan in followed}
-    with pipeline.sql_client() as client, client.begin_transaction():
+    with _state_writer(pipeline) as client:
         state.ensure(client)
         if stored.position is None:
             state.save_position(client, position)
         # a table left out of CDC (or out of the publication) missed changes meanwhile: it is copied again
-        for landing in stored.snapshotted - (landings - {names[n].config.landing_name for n in unrecorded}):
+        kept = {plan.config.landing_name for name, plan in names.items() if name not in unrecorded}
+        for landing in stored.snapshotted - kept:
             state.forget_in(client, landing)
             stored.snapshotted.discard(landing)
     schema = Schema(source.name, normalizers={"names": NAMING_MODULE})
+    new = [plan for plan in followed
+           if plan.config.landing_name not in stored.snapshotted and plan.config.landing_name in selected]
     totals = {plan.config.landing_name: _Totals() for plan in followed}
-    for plan in followed:
-        landing = plan.config.landing_name
-        if landing not in stored.snapshotted and landing in selected:
-            totals[landing] = _snapshot(context, pipeline, engine, plan, schema, position)
-            stored.snapshotted.add(landing)
+    totals.update(_snapshots(context, pipeline, engine, new, schema, position))
+    stored.snapshotted.update(plan.config.landing_name for plan in new)
     names = {name: plan for name, plan in names.items() if plan.config.landing_name in stored.snapshotted}
     end = log.end()
-    keys = {name: list(plan.primary_key or ()) for name, plan in names.items()}
-    changes = 0
-    for page in log.pages(position, end, keys):
-        fetched = {name: apply.fetch(engine, names[name], found, schema)
-                   for name, found in page.tables.items() if name in names}
-        applied = apply.apply_page(pipeline, page, fetched)
-        log.acknowledge(page.end)
-        changes += page.changes
-        for landing, done in applied.items():
-            total = totals[landing]
-            total.upserted += done.upserted
-            total.deleted += done.deleted
-            total.truncated = total.truncated or done.truncated
-            total.columns.update(fetched_columns(fetched, landing))
-        context.log.info(f"{source.name}: applied {page.changes:,} change(s) up to {_where(page.end)}")
-    with pipeline.sql_client() as client, client.begin_transaction():
+    changes = _catch_up(context, pipeline, engine, source.name, log, position, end, names, schema, totals)
+    with _state_writer(pipeline) as client:
         state.save_position(client, end)
     log.acknowledge(end)
     seconds = time.monotonic() - started
@@ -127,6 +113,90 @@ def sync(
     reported = [plan for plan in followed if plan.config.landing_name in selected]
     yield from _results(context, pipeline, source, reported, totals, seconds, log.kind, end, summary)
     yield from _check(context, source, retention)
+
+
+def _catch_up(
+    context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, source_name: str, log: ChangeLog,
+    position: dict[str, Any], end: dict[str, Any], names: Mapping[TableName, TablePlan], schema: Schema,
+    totals: dict[str, _Totals],
+) -> int:
+    """Apply the log from ``position`` to ``end``: page by page into DuckDB (each page acknowledged once
+    committed), or gathered into one dlt load for other warehouses (:mod:`.apply_dlt`); the changes read."""
+    keys = {name: list(plan.primary_key or ()) for name, plan in names.items()}
+    direct = _is_duckdb(pipeline)
+    gathered: dict[TablePlan, TableChanges] = {}
+    changes = 0
+    for page in log.pages(position, end, keys):
+        changes += page.changes
+        if not direct:
+            for name, found in page.tables.items():
+                if name in names:
+                    into = gathered.setdefault(names[name], TableChanges())
+                    into.keys |= found.keys
+                    into.truncated = into.truncated or found.truncated
+            continue
+        fetched = {name: apply.fetch(engine, names[name], found, schema)
+                   for name, found in page.tables.items() if name in names}
+        applied = apply.apply_page(pipeline, page, fetched)
+        log.acknowledge(page.end)
+        _add(totals, applied)
+        for landing in applied:
+            totals[landing].columns.update(fetched_columns(fetched, landing))
+        context.log.info(f"{source_name}: applied {page.changes:,} change(s) up to {_where(page.end)}")
+    if gathered:
+        from oso_dagster.run.cdc import apply_dlt
+
+        _add(totals, apply_dlt.apply_changes(pipeline, engine, gathered, schema))
+        context.log.info(f"{source_name}: merged {changes:,} change(s) into {len(gathered)} table(s) with dlt")
+    return changes
+
+
+def _add(totals: dict[str, _Totals], applied: Mapping[str, apply.Applied]) -> None:
+    for landing, done in applied.items():
+        total = totals[landing]
+        total.upserted += done.upserted
+        total.deleted += done.deleted
+        total.truncated = total.truncated or done.truncated
+
+
+def _landed_columns(pipeline: dlt.Pipeline, landing: str) -> dict[str, dict[str, Any]]:
+    if _is_duckdb(pipeline):
+        return load_duckdb.landed_columns(pipeline, landing)
+    return {name: dict(column) for name, column in pipeline.default_schema.get_table_columns(landing).items()}
+
+
+def _is_duckdb(pipeline: dlt.Pipeline) -> bool:
+    return bool(pipeline.destination.destination_name == "duckdb")
+
+
+@contextmanager
+def _state_writer(pipeline: dlt.Pipeline) -> Iterator[Any]:
+    """A client writing the CDC state: in one transaction on DuckDB; BigQuery runs each statement alone."""
+    with pipeline.sql_client() as client:
+        if _is_duckdb(pipeline):
+            with client.begin_transaction():
+                yield client
+        else:
+            yield client
+
+
+def _snapshots(context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, plans: Sequence[TablePlan],
+               schema: Schema, position: dict[str, Any]) -> dict[str, _Totals]:
+    """First copies, taken after the log position their changes are applied from: DuckDB's direct load per
+    table, or one dlt ``replace`` load of them all."""
+    if not plans:
+        return {}
+    if _is_duckdb(pipeline):
+        return {plan.config.landing_name: _snapshot(context, pipeline, engine, plan, schema, position)
+                for plan in plans}
+    from oso_dagster.run.cdc import apply_dlt
+
+    context.log.info(f"first CDC sync of {', '.join(p.config.qualified_name for p in plans)}: copying with dlt")
+    rows = apply_dlt.snapshot(pipeline, engine, plans, schema)
+    with _state_writer(pipeline) as client:
+        for plan in plans:
+            state.mark_snapshotted(client, plan.config.landing_name, position)
+    return {landing: _Totals(snapshot_rows=count) for landing, count in rows.items()}
 
 
 def change_log(engine: Engine, url: str, source: SqlSource) -> ChangeLog:
@@ -180,8 +250,7 @@ def _snapshot(context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: En
     if load is None:
         load = load_duckdb.load_table(pipeline, table_resource(engine, plan, with_cursor=False),
                                       plan.config.landing_name, schema)
-    with pipeline.sql_client() as client, client.begin_transaction():
-        state.ensure(client)
+    with _state_writer(pipeline) as client:
         state.mark_snapshotted(client, plan.config.landing_name, position)
     context.log.info(f"{name}: {load.rows:,} rows copied in {load.seconds:.1f}s")
     return _Totals(snapshot_rows=load.rows, columns=dict(load.columns))
@@ -197,7 +266,7 @@ def _results(context: AssetExecutionContext, pipeline: dlt.Pipeline, source: Sql
         rows = (total.snapshot_rows or 0) + total.upserted
         load = TableLoad(table=landing, cursor=None, rows_loaded=rows, seconds=seconds, loader=f"cdc ({kind})",
                          backend=plan.backend, write_disposition="merge", row_count=counts.get(landing))
-        columns = total.columns or load_duckdb.landed_columns(pipeline, landing)
+        columns = total.columns or _landed_columns(pipeline, landing)
         metadata = table_metadata(pipeline, load, columns)
         metadata.update({
             "rows_upserted": total.upserted, "rows_deleted": total.deleted, "truncated": total.truncated,
