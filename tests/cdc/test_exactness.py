@@ -200,7 +200,8 @@ class Workload:
             return (f"UPDATE events SET amount = {self.f('amount')}, note = CASE WHEN {self.f('rand')} < 0.3 THEN NULL "
                     f"ELSE {self.f('short')} END WHERE {rows}")
         if kind == "upd_toasted":  # only rows with a TOASTed body, which is not touched
-            return f"UPDATE events SET ts = {self.f('ts')}, note = NULL WHERE length(body) > 8000 AND id < {hi * 3}"
+            return (f"UPDATE events SET ts = {self.f('ts')}, note = NULL WHERE length(body) > 8000 "
+                    f"AND id BETWEEN {lo} AND {lo + 3000}")
         if kind == "upd_body":
             return (f"UPDATE events SET body = CASE WHEN {self.f('rand')} < 0.3 THEN {self.f('big', 'id')} ELSE "
                     f"{self.f('short')} END WHERE id BETWEEN {lo} AND {lo + 60}")
@@ -428,7 +429,8 @@ def test_run_killed_mid_catch_up_then_normal_sync_is_exact(kind: str, request: p
     work = Workload(kind, seed=2)
     work.setup(engine, events=20_000, pairs=6_000)
     sync_ok(name)
-    changed = work.churn(engine, 200_000, per_transaction=6)
+    # pages of 50,000 changes: the kill comes after the first of at least three
+    assert work.churn(engine, 150_000, per_transaction=6) >= 150_000
     settle(kind, engine)
     tables = [{"table": t} for t in TABLES]
     proc = start(name, url, tables, env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")}, cdc=True, retries=0)
@@ -440,7 +442,6 @@ def test_run_killed_mid_catch_up_then_normal_sync_is_exact(kind: str, request: p
         assert_exact(engine, name)
     sync_ok(name)
     assert_exact(engine, name)
-    assert changed >= 200_000
     engine.dispose()
 
 
@@ -530,4 +531,27 @@ def test_slot_dropped_behind_our_back_fails_and_loads_nothing(pg_db: str, monkey
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM pg_replication_slots WHERE slot_name = :s"),
                             {"s": f"oso_{name}"}).scalar() == 0
+    engine.dispose()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (run/cdc/apply.py): a column added with a DEFAULT is added to the warehouse table only when changed "
+    "rows arrive, and as NULL for every other row; the source's unchanged rows hold the default (PostgreSQL and "
+    "MariaDB add it without a row change in the log), so the warehouse is no longer exact"))
+def test_added_column_with_default_reaches_unchanged_rows(db: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """``ADD COLUMN ... DEFAULT`` gives every existing row the value without a row change in the log."""
+    kind, url = db
+    name = source_name("dflt")
+    set_secret(monkeypatch, name, url)
+    engine = sa.create_engine(url)
+    work = Workload(kind, seed=6)
+    work.setup(engine, events=500, pairs=30)
+    sync_ok(name)
+    execute(engine, ["ALTER TABLE events ADD COLUMN flag varchar(10) NOT NULL DEFAULT 'old'"])
+    execute(engine, ["UPDATE events SET flag = 'new' WHERE id <= 10"])
+    settle(kind, engine)
+    sync_ok(name)
+    assert_exact(engine, name)
+    assert warehouse_rows(name, "events", ["id", "flag"]) == source_rows(engine, "events", ["id", "flag"])
     engine.dispose()
