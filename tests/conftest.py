@@ -15,6 +15,7 @@ from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
+from cdc.servers import ServerUnavailable, binlog_mariadb, logical_postgres
 
 PG_ADMIN_URL = os.environ.get("OSO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MYSQL_ADMIN_URL = os.environ.get("OSO_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -94,3 +95,26 @@ def run_sql(url: str, *statements: str) -> None:
         for statement in statements:
             conn.execute(sa.text(statement))
     engine.dispose()
+
+
+# Throw-away servers with a change log (tests/cdc/servers.py), one of each per test session, for CDC tests.
+
+
+@pytest.fixture(scope="session")
+def logical_pg_url() -> Iterator[str]:
+    """PostgreSQL with ``wal_level=logical`` on a free port; its database ``test``."""
+    try:
+        with logical_postgres() as url:
+            yield url
+    except ServerUnavailable as exc:
+        missing_tool(str(exc))
+
+
+@pytest.fixture(scope="session")
+def binlog_mariadb_url() -> Iterator[str]:
+    """MariaDB writing a ROW binlog with full row metadata on a free port; its database ``test``."""
+    try:
+        with binlog_mariadb() as url:
+            yield url
+    except ServerUnavailable as exc:
+        missing_tool(str(exc))

@@ -28,8 +28,6 @@ import sqlalchemy as sa
 from reliability.helpers import start
 from replication.helpers import build, failure_text, materialization_metadata, set_secret, warehouse
 
-from .servers import ServerUnavailable, binlog_mariadb, logical_postgres
-
 pytestmark = pytest.mark.slow
 
 DATABASES = ["postgres", "mariadb"]
@@ -38,22 +36,16 @@ DATABASES = ["postgres", "mariadb"]
 # ---------------------------------------------------------------------------------------------------- servers
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    try:
-        with logical_postgres() as url:
-            yield url
-    except ServerUnavailable as error:
-        pytest.skip(str(error))
+@pytest.fixture
+def pg_server(logical_pg_url: str) -> str:
+    """The session's PostgreSQL with ``wal_level=logical`` (tests/cdc/conftest.py)."""
+    return logical_pg_url
 
 
-@pytest.fixture(scope="module")
-def mariadb_server() -> Iterator[str]:
-    try:
-        with binlog_mariadb() as url:
-            yield url
-    except ServerUnavailable as error:
-        pytest.skip(str(error))
+@pytest.fixture
+def mariadb_server(binlog_mariadb_url: str) -> str:
+    """The session's MariaDB with a ROW binlog (tests/cdc/conftest.py)."""
+    return binlog_mariadb_url
 
 
 def _fresh_database(server_url: str, kind: str) -> Iterator[str]:
@@ -534,10 +526,6 @@ def test_slot_dropped_behind_our_back_fails_and_loads_nothing(pg_db: str, monkey
     engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (run/cdc/apply.py): a column added with a DEFAULT is added to the warehouse table only when changed "
-    "rows arrive, and as NULL for every other row; the source's unchanged rows hold the default (PostgreSQL and "
-    "MariaDB add it without a row change in the log), so the warehouse is no longer exact"))
 def test_added_column_with_default_reaches_unchanged_rows(db: tuple[str, str], monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     """``ADD COLUMN ... DEFAULT`` gives every existing row the value without a row change in the log."""

@@ -99,12 +99,3 @@ def test_the_retention_check_fails_past_its_threshold(source: tuple[str, sa.Engi
     result = _sync(name, TABLES, cdc_max_retained_wal_mb=1)
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed, evaluation.description
-
-
-def test_bigquery_is_refused_with_a_message(source: tuple[str, sa.Engine], monkeypatch: pytest.MonkeyPatch) -> None:
-    name, _ = source
-    monkeypatch.setenv("OSO_DESTINATION", "bigquery")
-    monkeypatch.setenv("OSO_BIGQUERY_PROJECT", "p")
-    result = _sync(name, TABLES)
-    assert not result.success
-    assert "DuckDB warehouse only" in failure_text(result)

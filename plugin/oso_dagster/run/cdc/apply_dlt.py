@@ -11,7 +11,7 @@ position is stored after the load; a crash in between re-applies the same keys, 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dlt
@@ -40,13 +40,13 @@ def snapshot(pipeline: dlt.Pipeline, engine: Engine, plans: Sequence[TablePlan],
 
 
 def apply_changes(
-    pipeline: dlt.Pipeline, engine: Engine, changes: Mapping[TablePlan, TableChanges], schema: Schema
+    pipeline: dlt.Pipeline, engine: Engine, changes: Sequence[tuple[TablePlan, TableChanges]], schema: Schema
 ) -> dict[str, Applied]:
     """Upsert the changed keys' current rows and delete the keys that are gone, one dlt load for all tables."""
     applied: dict[str, Applied] = {}
     resources = []
-    truncated = [plan for plan, found in changes.items() if found.truncated]
-    for plan, found in changes.items():
+    truncated = [plan for plan, found in changes if found.truncated]
+    for plan, found in changes:
         if found.truncated or not found.keys:
             continue
         result = applied[plan.config.landing_name] = Applied()

@@ -29,9 +29,9 @@ class PostgresLog:
     def end(self) -> dict[str, Any]:
         return postgres.end_position(self.engine)
 
-    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: Mapping[TableName, Sequence[str]]
-              ) -> Iterator[ChangePage]:
-        return postgres.pages(self.engine, self.source.name, end, keys)
+    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: Mapping[TableName, Sequence[str]],
+              max_changes: int | None) -> Iterator[ChangePage]:
+        return postgres.pages(self.engine, self.source.name, end, keys, max_changes)
 
     def acknowledge(self, position: dict[str, Any]) -> None:
         postgres.acknowledge(self.engine, self.source.name, position)
@@ -69,9 +69,9 @@ class MysqlLog:
     def end(self) -> dict[str, Any]:
         return mysql.current_position(self.engine)
 
-    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: Mapping[TableName, Sequence[str]]
-              ) -> Iterator[ChangePage]:
-        return mysql.pages(self.url, self.source.name, start, end, keys)
+    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: Mapping[TableName, Sequence[str]],
+              max_changes: int | None) -> Iterator[ChangePage]:
+        return mysql.pages(self.url, self.source.name, start, end, keys, max_changes)
 
     def acknowledge(self, position: dict[str, Any]) -> None:
         """Nothing to tell the server: the warehouse transaction stored the position."""

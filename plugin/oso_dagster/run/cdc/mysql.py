@@ -113,7 +113,7 @@ def _unquote(name: str) -> list[str]:
 
 
 def pages(url: str, source_name: str, start: dict[str, Any], end: dict[str, Any],
-          tables: Mapping[TableName, Sequence[str]], max_changes: int = 50_000) -> Iterator[ChangePage]:
+          tables: Mapping[TableName, Sequence[str]], max_changes: int | None = 50_000) -> Iterator[ChangePage]:
     """The keys changed in ``tables`` from ``start`` up to ``end``, in pages of whole transactions."""
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, XidEvent
@@ -184,7 +184,7 @@ def pages(url: str, source_name: str, start: dict[str, Any], end: dict[str, Any]
                         page.changes += 1
             if ended:
                 in_transaction = False
-                if page.changes >= max_changes:
+                if max_changes is not None and page.changes >= max_changes:
                     page.end = here
                     yield page
                     page = ChangePage(end=dict(end))

@@ -101,10 +101,11 @@ def end_position(engine: Engine) -> dict[str, Any]:
 
 def pages(
     engine: Engine, source_name: str, end: Mapping[str, Any], keys: Mapping[TableName, Sequence[str]],
-    max_changes: int = 50_000,
+    max_changes: int | None = 50_000,
 ) -> Iterator[ChangePage]:
     """Pages of changes from the slot's confirmed position up to ``end``; the caller must
-    :func:`acknowledge` each page before asking for the next (the next read starts where the slot stands)."""
+    :func:`acknowledge` each page before asking for the next (the next read starts where the slot stands).
+    ``max_changes=None``: everything up to ``end`` as one page (nothing is acknowledged in between)."""
     slot, publication = slot_name(source_name), publication_name(source_name)
     query = sa.text(
         "SELECT data FROM pg_logical_slot_peek_binary_changes(:slot, CAST(:upto AS pg_lsn), :n, "
@@ -134,6 +135,8 @@ def pages(
         if page is None or not page.end:
             return
         yield page
+        if max_changes is None:
+            return
 
 
 def acknowledge(engine: Engine, source_name: str, position: Mapping[str, Any]) -> None:

@@ -26,6 +26,8 @@ from oso_dagster.run.metadata import TableLoad, table_metadata, warehouse_row_co
 from oso_dagster.run.step_log import StepSummary
 from oso_dagster.run.table_reader import TablePlan, table_resource
 
+PAGE_CHANGES = 50_000  # row changes per page applied to DuckDB: bounds memory and the work a kill repeats
+
 
 class ChangeLog(Protocol):
     """What a sync needs of a database's change log (:mod:`.postgres`, :mod:`.mysql`)."""
@@ -35,8 +37,8 @@ class ChangeLog(Protocol):
     def start(self, tables: Sequence[TableName], stored: dict[str, Any] | None
               ) -> tuple[dict[str, Any], set[TableName]]: ...
     def end(self) -> dict[str, Any]: ...
-    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: Mapping[TableName, Sequence[str]]
-              ) -> Iterator[ChangePage]: ...
+    def pages(self, start: dict[str, Any], end: dict[str, Any], keys: Mapping[TableName, Sequence[str]],
+              max_changes: int | None) -> Iterator[ChangePage]: ...
     def acknowledge(self, position: dict[str, Any]) -> None: ...
     def retention(self, stored: state.CdcState) -> tuple[bool, str, dict[str, Any]]: ...
 
@@ -81,16 +83,20 @@ def sync(
     if retention is None:  # the first sync: what the new slot or position holds now
         retention = log.retention(state.CdcState(position=position))
     load_duckdb.ensure_dataset(pipeline)
+    schema = Schema(source.name, normalizers={"names": NAMING_MODULE})
+    grown = _with_new_columns(context, pipeline, [p for p in followed if p.config.landing_name in stored.snapshotted],
+                              schema)
     with _state_writer(pipeline) as client:
         state.ensure(client)
         if stored.position is None:
             state.save_position(client, position)
-        # a table left out of CDC (or out of the publication) missed changes meanwhile: it is copied again
-        kept = {plan.config.landing_name for name, plan in names.items() if name not in unrecorded}
+        # copied again: a table left out of CDC (or out of the publication) meanwhile missed changes; one with a
+        # new column has values the log never carried (the default an ADD COLUMN gives every existing row)
+        kept = {plan.config.landing_name for name, plan in names.items()
+                if name not in unrecorded and plan.config.landing_name not in grown}
         for landing in stored.snapshotted - kept:
             state.forget_in(client, landing)
             stored.snapshotted.discard(landing)
-    schema = Schema(source.name, normalizers={"names": NAMING_MODULE})
     new = [plan for plan in followed
            if plan.config.landing_name not in stored.snapshotted and plan.config.landing_name in selected]
     totals = {plan.config.landing_name: _Totals() for plan in followed}
@@ -115,6 +121,20 @@ def sync(
     yield from _check(context, source, retention)
 
 
+def _with_new_columns(context: AssetExecutionContext, pipeline: dlt.Pipeline, plans: Sequence[TablePlan],
+                      schema: Schema) -> set[str]:
+    """Landing tables whose source has a column the warehouse table lacks."""
+    grown = set()
+    for plan in plans:
+        landed = _landed_columns(pipeline, plan.config.landing_name)
+        added = [c.name for c in plan.table.columns if schema.naming.normalize_identifier(c.name) not in landed]
+        if landed and added:
+            context.log.info(f"{plan.config.qualified_name}: column(s) {', '.join(added)} added in the source; "
+                             "copying the table again (the change log does not carry existing rows' values)")
+            grown.add(plan.config.landing_name)
+    return grown
+
+
 def _catch_up(
     context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, source_name: str, log: ChangeLog,
     position: dict[str, Any], end: dict[str, Any], names: Mapping[TableName, TablePlan], schema: Schema,
@@ -124,14 +144,15 @@ def _catch_up(
     committed), or gathered into one dlt load for other warehouses (:mod:`.apply_dlt`); the changes read."""
     keys = {name: list(plan.primary_key or ()) for name, plan in names.items()}
     direct = _is_duckdb(pipeline)
-    gathered: dict[TablePlan, TableChanges] = {}
+    gathered: dict[TableName, TableChanges] = {}
     changes = 0
-    for page in log.pages(position, end, keys):
+    # DuckDB: pages of about PAGE_CHANGES, each committed and acknowledged; else all at once, one load
+    for page in log.pages(position, end, keys, PAGE_CHANGES if direct else None):
         changes += page.changes
         if not direct:
             for name, found in page.tables.items():
                 if name in names:
-                    into = gathered.setdefault(names[name], TableChanges())
+                    into = gathered.setdefault(name, TableChanges())
                     into.keys |= found.keys
                     into.truncated = into.truncated or found.truncated
             continue
@@ -146,7 +167,8 @@ def _catch_up(
     if gathered:
         from oso_dagster.run.cdc import apply_dlt
 
-        _add(totals, apply_dlt.apply_changes(pipeline, engine, gathered, schema))
+        _add(totals, apply_dlt.apply_changes(
+            pipeline, engine, [(names[name], found) for name, found in gathered.items()], schema))
         context.log.info(f"{source_name}: merged {changes:,} change(s) into {len(gathered)} table(s) with dlt")
     return changes
 
