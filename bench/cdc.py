@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -345,9 +346,13 @@ def main() -> None:
     servers = {"postgres": logical_postgres, "mysql": binlog_mariadb}
     kinds = ["postgres", "mysql"] if args.source == "both" else [args.source]
     results = []
-    for kind in kinds:
-        with servers[kind]() as url:
-            results.append((kind, *measure(kind, url, args.rows, timings, args.keep)))
+    try:
+        for kind in kinds:
+            with servers[kind]() as url:
+                results.append((kind, *measure(kind, url, args.rows, timings, args.keep)))
+    finally:
+        if timings.folder is not None:
+            shutil.rmtree(timings.folder, ignore_errors=True)
     for kind, table, breakdown, _ in results:
         report(kind, args.rows, table, breakdown)
     print(f"\nload average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
