@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,19 +75,24 @@ class UserPath:
         home = self.root / "oso_home"
         dagster_home = self.root / "dagster_home"
         dagster_home.mkdir(parents=True, exist_ok=True)
-        env = bench_env(home, PYTHONPATH=str(self.root / "site"), DAGSTER_HOME=str(dagster_home),
-                        RUNTIME__LOG_LEVEL="WARNING")
+        # The package first, then an inherited PYTHONPATH (a worktree's plugin/ under test stays in front of the
+        # environment's installed oso_dagster).
+        path = os.pathsep.join(p for p in [str(self.root / "site"), os.environ.get("PYTHONPATH", "")] if p)
+        env = bench_env(home, PYTHONPATH=path, DAGSTER_HOME=str(dagster_home), RUNTIME__LOG_LEVEL="WARNING")
         env[f"DAGSTER__{self.source.upper()}__DB_CONNECTION_STRING"] = self.secret_url
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         return env
 
-    def scaffold(self, options: list[str]) -> Timed:
-        """``oso-new-source SOURCE --database-url URL --no-input ...`` then install the package (no deps)."""
+    def scaffold(self, options: list[str], edit: Callable[[Path], None] | None = None) -> Timed:
+        """``oso-new-source SOURCE --database-url URL --no-input ...`` then install the package (no deps);
+        ``edit`` gets the package's folder before it is installed (a change the user would make by hand)."""
         out = self.root / "packages"
         out.mkdir(exist_ok=True)
         command = [str(BIN / "oso-new-source"), self.source, "--database-url", self.secret_url, "--output-dir",
                    str(out), "--no-input", *options]
         scaffold = check(run_timed(command, self.env), "oso-new-source")
+        if edit is not None:
+            edit(out / f"oso-source-{self.source}")
         uv = shutil.which("uv")
         base = [uv, "pip", "install", "--python", sys.executable] if uv else [sys.executable, "-m", "pip", "install"]
         check(run_timed([*base, "--no-deps", "--no-build-isolation", "--target", str(self.root / "site"),
