@@ -34,7 +34,7 @@ def full_copy(plan: TablePlan) -> TablePlan:
 
 def snapshot(pipeline: dlt.Pipeline, engine: Engine, plans: Sequence[TablePlan], schema: Schema) -> dict[str, int]:
     """Copy whole tables with dlt's ``replace``; returns rows loaded per landing table."""
-    resources = [table_resource(engine, full_copy(plan), with_cursor=False) for plan in plans]
+    resources = [_copy_resource(engine, plan) for plan in plans]
     info = pipeline.run(_source(schema, resources), loader_file_format="parquet")
     return _rows_loaded(pipeline, info, [plan.config.landing_name for plan in plans])
 
@@ -52,7 +52,7 @@ def apply_changes(
         result = applied[plan.config.landing_name] = Applied()
         resources.append(_changes_resource(engine, plan, found, result))
     if truncated:
-        resources += [table_resource(engine, full_copy(plan), with_cursor=False) for plan in truncated]
+        resources += [_copy_resource(engine, plan) for plan in truncated]
     if not resources:
         return applied
     info = pipeline.run(_source(schema, resources), loader_file_format="parquet")
@@ -69,9 +69,7 @@ def _changes_resource(engine: Engine, plan: TablePlan, found: TableChanges, resu
                for start in range(0, len(keys), KEYS_PER_QUERY)]
     hints = dict(table_resource(engine, plan, where=where_keys(key, batches[0]), with_cursor=False)
                  .compute_table_schema().get("columns") or {})
-    # a delete row carries only its key: every other column may be NULL in dlt's staging table
-    columns: dict[str, Any] = {name: {**hint, "nullable": name in key and hint.get("nullable", True)}
-                               for name, hint in hints.items()}
+    columns: dict[str, Any] = _relaxed(hints, key)
     columns[DELETED] = {"name": DELETED, "data_type": "bool", "nullable": True, "hard_delete": True}
 
     def rows() -> Iterator[pa.Table]:
@@ -99,6 +97,21 @@ def _changes_resource(engine: Engine, plan: TablePlan, found: TableChanges, resu
         rows(), name=plan.config.landing_name, primary_key=key, columns=columns,
         write_disposition={"disposition": "merge", "strategy": "upsert"},
     )
+
+
+def _copy_resource(engine: Engine, plan: TablePlan) -> Any:
+    """A whole-table copy, with the column hints every later change load of the table uses."""
+    resource = table_resource(engine, full_copy(plan), with_cursor=False)
+    hints = dict(resource.compute_table_schema().get("columns") or {})
+    resource.apply_hints(columns=_relaxed(hints, list(plan.primary_key or ())))
+    return resource
+
+
+def _relaxed(hints: dict[str, Any], key: Sequence[str]) -> dict[str, Any]:
+    """Every column but the key nullable: a delete row carries only its key, and dlt's staging table (and the
+    schema contract, which freezes a column's type and nullability alike) must take it."""
+    return {name: {**hint, "nullable": hint.get("nullable", True) if name in key else True}
+            for name, hint in hints.items()}
 
 
 def _source(schema: Schema, resources: list[Any]) -> Any:
