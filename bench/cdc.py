@@ -5,7 +5,7 @@ Starts throw-away servers with a change log (``tests/cdc/servers.py``: PostgreSQ
 MariaDB with a ROW binlog) and builds ``bench_cdc`` in them (``id`` bigint primary key, ``name``
 text/varchar(64), ``amount`` numeric(12,2), ``updated_at`` timestamp, ``qty`` int) with N rows. Then, as a user
 would, in scratch OSO_HOMEs and DAGSTER_HOMEs: ``oso-new-source bench --table bench_cdc --no-input`` (for CDC
-with ``cdc=True`` added to the generated ``sql_assets(...)`` call), the package installed into a scratch folder
+scaffolded with ``--cdc``), the package installed into a scratch folder
 on PYTHONPATH, and ``dagster asset materialize -m oso_dagster.definitions --select 'key:bench/*'``:
 
   full refresh   the package without CDC: every row copied (the baseline of the catch-up target)
@@ -211,15 +211,6 @@ def expect_same(url: str, user: UserPath, what: str) -> int:
     return landed[0]
 
 
-def add_cdc(package: Path) -> None:
-    """What ``oso-new-source --cdc`` will write: ``cdc=True`` in the generated ``sql_assets(...)`` call."""
-    (assets,) = package.glob("src/*/assets.py")
-    text = assets.read_text()
-    if "\n    ],\n)" not in text:
-        sys.exit(f"{assets}: no `],\\n)` closing the sql_assets call to add cdc=True to:\n{text}")
-    assets.write_text(text.replace("\n    ],\n)", "\n    ],\n    cdc=True,\n)", 1))
-
-
 class Timings:
     """The ``sitecustomize`` shim's totals for one run (empty without ``--breakdown``)."""
 
@@ -269,7 +260,7 @@ def measure(kind: str, url: str, rows: int, timings: Timings, keep: bool) -> tup
         result = full.materialize(SELECT)
         table.append(("full refresh, no CDC", f"{full.count(TABLE):,} rows", result))
 
-        cdc.scaffold(["--table", TABLE], edit=add_cdc)
+        cdc.scaffold(["--table", TABLE, "--cdc"])
         result, breakdown["cdc snapshot"] = timings.run(cdc)
         table.append(("cdc snapshot (first sync)", f"{expect_same(url, cdc, 'snapshot'):,} rows", result))
 
