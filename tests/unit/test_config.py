@@ -79,3 +79,29 @@ def test_snapshot_options_default_override_and_errors() -> None:
         SourceOptions.parse("s", {"snapshot_parallelism": 0})
     with pytest.raises(ConfigurationError, match="snapshot_chunk_rows"):
         parse_tables("s", [{"table": "t", "snapshot_chunk_rows": 1.5e6}], options)
+
+
+def test_cdc_is_a_source_option_with_a_per_table_opt_out() -> None:
+    on = SourceOptions.parse("s", {"cdc": True})
+    events, audit = parse_tables("s", [{"table": "events", "incremental": incremental("t")},
+                                       {"table": "audit", "cdc": False}], on)
+    assert (events.cdc, audit.cdc) == (True, False)  # the seed shape works unchanged with cdc=True
+    (plain,) = parse_tables("s", [{"table": "events"}], SourceOptions.parse("s", {}))
+    assert plain.cdc is False
+    with pytest.raises(ConfigurationError, match="pass cdc=True to sql_assets"):
+        parse_tables("s", [{"table": "t", "cdc": True}], SourceOptions.parse("s", {}))
+    with pytest.raises(ConfigurationError, match="sees deletes in the change log"):
+        parse_tables("s", [{"table": "t", "incremental": incremental("t"), "reconcile_deletes": True}], on)
+    with pytest.raises(ConfigurationError, match="'append' does not apply to a CDC table"):
+        parse_tables("s", [{"table": "t", "write_disposition": "append"}], on)
+    with pytest.raises(ConfigurationError, match="cdc must be True or False"):
+        SourceOptions.parse("s", {"cdc": "yes"})
+    with pytest.raises(ConfigurationError, match="cdc_max_retained_wal_mb must be a positive number"):
+        SourceOptions.parse("s", {"cdc": True, "cdc_max_retained_wal_mb": 0})
+
+
+def test_a_cdc_source_declares_its_retention_check_on_its_first_cdc_table() -> None:
+    assets = sql_assets("db", REF, [{"table": "audit", "cdc": False}, {"table": "orders"}], cdc=True)
+    assert [(spec.asset_key.path, spec.name) for spec in assets.check_specs] == [
+        (["db", "orders"], "cdc_log_retention")]
+    assert not list(sql_assets("db", REF, [{"table": "orders"}]).check_specs)
