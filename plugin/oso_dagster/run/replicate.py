@@ -20,7 +20,7 @@ from dlt.extract.exceptions import ResourceExtractionError
 from sqlalchemy.engine import Engine
 
 from oso_dagster.database import create_source_engine
-from oso_dagster.errors import OsoDagsterError, SourceDatabaseError, TransientSourceError
+from oso_dagster.errors import OsoDagsterError, SourceDatabaseError
 from oso_dagster.factories.config import SqlSource, TableConfig
 from oso_dagster.factories.translator import OsoDltTranslator, asset_key, table_asset_spec
 from oso_dagster.naming import NAMING_MODULE, mode_label
@@ -36,7 +36,6 @@ from oso_dagster.run.table_reader import (
     TablePlan,
     build_dlt_source,
     explain_read_error,
-    plan_table,
     plan_tables,
     table_resource,
 )
@@ -91,10 +90,8 @@ def _replicate(
     destination = settings.destination
     direct = [p for p in plans if _loads_directly(destination, p)]
     via_dlt = [p for p in plans if not _loads_directly(destination, p)]
-    failed: list[BaseException] = []  # direct loads that failed; raised once the other tables landed
+    failed: list[BaseException] = []  # direct loads (and CDC) that failed; raised once the other tables landed
     with warehouse_write_lock(settings), dlt_environment(settings, source.options.concurrency):
-        if followed:
-            yield from _sync_changes(context, pipeline, engine, url, source, followed, cdc_selected, summary, broken)
         if direct:
             yield from _load_direct_tables(context, pipeline, engine, source, direct, failed, summary)
         via_dlt, first_loads = _first_loads(context, pipeline, engine, source.name, destination, via_dlt)
@@ -104,6 +101,12 @@ def _replicate(
             )
             dlt_state = pipeline.state
             skip.remember(via_dlt, lambda config: _cursor_value(pipeline, source.name, config, dlt_state))
+        if followed:  # last: a change log that cannot be read fails the step after the other tables landed
+            try:
+                yield from _sync_changes(context, pipeline, engine, url, source, followed, cdc_selected, summary,
+                                         broken)
+            except Exception as exc:
+                failed.append(exc)
     summary.failed = len(failed) + len(broken)
     context.log.info(summary.text(source.name, time.monotonic() - started))
     if failed:
@@ -120,17 +123,9 @@ def _sync_changes(
     (reported once the other tables landed)."""
     from oso_dagster.run.cdc import sync
 
-    destination = pipeline.destination.destination_name
-    plans: list[TablePlan] = []
-    for config in configs:
-        try:
-            plans.append(plan_table(engine, config, destination))
-        except TransientSourceError:
-            raise
-        except OsoDagsterError as exc:
-            if config.landing_name in selected:
-                context.log.error(f"{config.qualified_name}: skipped in this run: {exc}")
-                broken.append(exc)
+    plans, unplanned = plan_tables(context, engine, configs, pipeline.destination.destination_name,
+                                   selected=lambda config: config.landing_name in selected, require_one=False)
+    broken.extend(unplanned)
     with _explaining_read_errors(engine, plans):
         yield from sync.sync(context, pipeline, engine, url, source, plans, selected, summary, broken)
 

@@ -48,11 +48,14 @@ class TablePlan:
 
 
 def plan_tables(
-    context: AssetExecutionContext, engine: Engine, configs: Sequence[TableConfig], destination: str
+    context: AssetExecutionContext, engine: Engine, configs: Sequence[TableConfig], destination: str,
+    selected: Callable[[TableConfig], bool] | None = None, require_one: bool = True,
 ) -> tuple[list[TablePlan], list[OsoDagsterError]]:
     """Plan every table; one that cannot be read (missing, no key) must not stop the others from loading.
 
     Transient errors (the database is unreachable) still stop the run at once: retrying the whole step is right.
+    ``selected``: only these tables' problems are reported (CDC plans the source's other tables too);
+    ``require_one``: fail when no table could be planned.
     """
     plans: list[TablePlan] = []
     broken: list[OsoDagsterError] = []
@@ -62,9 +65,10 @@ def plan_tables(
         except TransientSourceError:
             raise
         except OsoDagsterError as exc:
-            context.log.error(f"{config.qualified_name}: skipped in this run: {exc}")
-            broken.append(exc)
-    if not plans and broken:
+            if selected is None or selected(config):
+                context.log.error(f"{config.qualified_name}: skipped in this run: {exc}")
+                broken.append(exc)
+    if require_one and not plans and broken:
         raise SourceDatabaseError(" ".join(str(exc) for exc in broken))
     return plans, broken
 
