@@ -99,3 +99,19 @@ def test_the_retention_check_fails_past_its_threshold(source: tuple[str, sa.Engi
     result = _sync(name, TABLES, cdc_max_retained_wal_mb=1)
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed, evaluation.description
+
+
+def test_a_dropped_and_a_widened_column_keep_syncing(source: tuple[str, sa.Engine]) -> None:
+    name, engine = source
+    assert _sync(name, TABLES).success
+    _sql(engine, f"ALTER TABLE {name}.orders DROP COLUMN note")
+    _sql(engine, f"ALTER TABLE {name}.customers ALTER COLUMN id TYPE bigint")
+    _sql(engine, f"UPDATE {name}.orders SET amount = 7 WHERE id <= 5")
+    _sql(engine, f"INSERT INTO {name}.customers VALUES (3000000000, 'Big')")
+    result = _sync(name, TABLES)
+    assert result.success, failure_text(result)
+    # the warehouse keeps the dropped column: NULL for rows changed since, the old value for the others
+    assert query(f"SELECT id, amount, note FROM {name}.orders WHERE id IN (1, 6) ORDER BY id") == [
+        (1, 7, None), (6, pytest.approx(7.5), "n6")]
+    assert (3000000000, "Big") in query(f"SELECT id, name FROM {name}.customers")
+    _same(name, engine, "customers")
