@@ -30,7 +30,6 @@ from oso_dagster.run.cdc.changes import ChangePage, Key, TableChanges, TableName
 from oso_dagster.run.table_reader import TablePlan, table_resource
 
 KEYS_PER_QUERY = 5_000
-_KEYS = "oso_cdc_changed_keys"
 _ROWS = "oso_cdc_current_rows"
 
 
@@ -144,20 +143,22 @@ def apply_page(pipeline: dlt.Pipeline, page: ChangePage, fetched: Mapping[TableN
 
 def _delete_keys(connection: Any, target: str, key: Sequence[str], landed: Mapping[str, str],
                  keys: set[Key], escape: Callable[[str], str]) -> None:
-    """Delete the rows of every changed key (their text cast to the warehouse column's type)."""
+    """Delete the rows of every changed key (their text cast to the warehouse column's type).
+
+    The keys travel as DuckDB list parameters, unnested side by side: building an Arrow table from Python
+    values would import pandas (about a second) into every catch-up.
+    """
     if not keys:
         return
     names = [f"k{i}" for i in range(len(key))]
-    incoming = pa.table({name: pa.array([k[i] for k in keys], pa.string()) for i, name in enumerate(names)})
-    connection.register(_KEYS, incoming)
-    try:
-        match = " AND ".join(
-            f"{target}.{escape(column)} = CAST(k.{name} AS {landed.get(column, 'VARCHAR')})"
-            for column, name in zip(key, names, strict=True)
-        )
-        connection.execute(f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {_KEYS} AS k WHERE {match})")
-    finally:
-        connection.unregister(_KEYS)
+    columns = [[k[i] for k in keys] for i in range(len(key))]
+    unnested = ", ".join(f"unnest(CAST(? AS VARCHAR[])) AS {name}" for name in names)
+    match = " AND ".join(
+        f"{target}.{escape(column)} = CAST(k.{name} AS {landed.get(column, 'VARCHAR')})"
+        for column, name in zip(key, names, strict=True)
+    )
+    connection.execute(f"DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM (SELECT {unnested}) AS k WHERE {match})",
+                       columns)
 
 
 def _landed_types(client: Any, landing: str) -> dict[str, str]:
