@@ -103,7 +103,7 @@ def start_cdc(url: str, home: Path, name: str, tables: list[tuple[str, str]]) ->
     """What a first CDC sync leaves behind: the slot and publication, the position and snapshot marks."""
     engine = sa.create_engine(url)
     try:
-        position = postgres.prepare(engine, name, tables, resumed=False)
+        position, _ = postgres.prepare(engine, name, tables, resumed=False)
     finally:
         engine.dispose()
     settings = Settings.from_env({"OSO_HOME": str(home)})
