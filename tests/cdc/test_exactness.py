@@ -411,21 +411,28 @@ def _kill_after(proc: subprocess.Popen[str], marker: str, timeout: float = 300) 
     return lines
 
 
-@pytest.mark.parametrize("kind", DATABASES)
-def test_run_killed_mid_catch_up_then_normal_sync_is_exact(kind: str, request: pytest.FixtureRequest,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def _catch_up_started(kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, prefix: str,
+                      seed: int) -> tuple[str, sa.Engine, subprocess.Popen[str]]:
+    """A synced source, 150,000 changes in its log (three pages of 50,000 at least), and a sync of them started
+    as its own process (stdout piped), for a test to interrupt."""
     url = request.getfixturevalue("pg_db" if kind == "postgres" else "mariadb_db")
-    name = source_name("killed")
+    name = source_name(prefix)
     set_secret(monkeypatch, name, url)
     engine = sa.create_engine(url)
-    work = Workload(kind, seed=2)
+    work = Workload(kind, seed=seed)
     work.setup(engine, events=20_000, pairs=6_000)
     sync_ok(name)
-    # pages of 50,000 changes: the kill comes after the first of at least three
     assert work.churn(engine, 150_000, per_transaction=6) >= 150_000
     settle(kind, engine)
     tables = [{"table": t} for t in TABLES]
     proc = start(name, url, tables, env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")}, cdc=True, retries=0)
+    return name, engine, proc
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_run_killed_mid_catch_up_then_normal_sync_is_exact(kind: str, request: pytest.FixtureRequest,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    name, engine, proc = _catch_up_started(kind, request, monkeypatch, "killed", seed=2)
     output = _kill_after(proc, ": applied ")
     applied = [line for line in output if ": applied " in line]
     assert applied, "".join(output)[-2000:]
@@ -565,17 +572,7 @@ def test_connections_cut_mid_catch_up_then_next_sync_is_exact(kind: str, request
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The source going away mid-sync (its sessions terminated, as by a restart) fails that run; the next
     one re-applies what was not acknowledged, exactly."""
-    url = request.getfixturevalue("pg_db" if kind == "postgres" else "mariadb_db")
-    name = source_name("cut")
-    set_secret(monkeypatch, name, url)
-    engine = sa.create_engine(url)
-    work = Workload(kind, seed=9)
-    work.setup(engine, events=20_000, pairs=6_000)
-    sync_ok(name)
-    assert work.churn(engine, 150_000, per_transaction=6) >= 150_000
-    settle(kind, engine)
-    tables = [{"table": t} for t in TABLES]
-    proc = start(name, url, tables, env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")}, cdc=True, retries=0)
+    name, engine, proc = _catch_up_started(kind, request, monkeypatch, "cut", seed=9)
     assert proc.stdout is not None
     lines: list[str] = []
     for line in proc.stdout:
