@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from oso_dagster.errors import SourceDatabaseError
+from oso_dagster.run.cdc.binlog_keys import key_columns_only
 from oso_dagster.run.cdc.changes import ChangePage, TableName, key_text
 from oso_dagster.utils.redact import scrub
 
@@ -143,6 +144,8 @@ def pages(url: str, source_name: str, start: dict[str, Any], end: dict[str, Any]
         only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent, MariadbGtidEvent],
         only_schemas={schema for schema, _ in tables}, only_tables={table for _, table in tables})
     page, in_transaction, stop = ChangePage(end=dict(end)), False, _order(end)
+    keys_only = key_columns_only(tables)  # decode only the key columns of each row (binlog_keys.py)
+    keys_only.__enter__()
     try:
         for event in stream:
             here = {"file": stream.log_file, "pos": stream.log_pos}
@@ -196,6 +199,7 @@ def pages(url: str, source_name: str, start: dict[str, Any], end: dict[str, Any]
         message = f"Source {source_name!r}: reading the binlog failed: {error}"
         raise SourceDatabaseError(scrub(message, secrets)) from None
     finally:
+        keys_only.__exit__(None, None, None)
         stream.close()
     if page.changes or page.tables:
         yield page
