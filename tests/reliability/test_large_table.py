@@ -30,30 +30,48 @@ def _size(path: Path) -> int:
 
 
 def _replicate(name: str, pg_url: str, table: dict[str, str]) -> tuple[float, int, int]:
-    """Run one replication in a subprocess: (seconds, its peak RSS, peak bytes under dlt_pipelines)."""
+    """Run one replication in a subprocess: (seconds, its peak RSS, peak bytes under dlt_pipelines).
+
+    The peak RSS is the child's own high-water mark (``VmHWM`` in /proc, sampled while it runs), not ``wait4``'s
+    ``ru_maxrss``: that one also counts the pytest process's pages the child shared between fork and exec, so it
+    grew with whatever earlier tests left in pytest's memory.
+    """
     pipelines = Path(os.environ["OSO_HOME"]) / "dlt_pipelines"
-    peak_disk = 0
+    peak_disk = peak_rss = 0
     done = threading.Event()
+    started = time.monotonic()
+    proc = start(name, pg_url, [table], retries=0)
 
     def sample() -> None:
-        nonlocal peak_disk
+        nonlocal peak_disk, peak_rss
         while not done.is_set():
             peak_disk = max(peak_disk, _size(pipelines))
-            time.sleep(0.5)
+            peak_rss = max(peak_rss, _high_water_mark(proc.pid))
+            time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    started = time.monotonic()
-    proc = start(name, pg_url, [table], retries=0)
     assert proc.stdout is not None
-    output = proc.stdout.read()  # drain the pipe, then reap the child with its own resource usage
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    elapsed = time.monotonic() - started
+    output = proc.stdout.read()  # drain the pipe; the run has ended (or closed its output) once this returns
     done.set()
     sampler.join()
+    proc.wait()
+    elapsed = time.monotonic() - started
     assert proc.returncode == 0, output[-3000:]
-    return elapsed, usage.ru_maxrss * 1024, peak_disk  # Linux reports KiB
+    assert peak_rss > 0, "the run's memory could not be sampled from /proc"
+    return elapsed, peak_rss, peak_disk
+
+
+def _high_water_mark(pid: int) -> int:
+    """Bytes of the process's peak resident set so far (0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _create_huge(pg_url: str) -> None:
