@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,6 @@ from oso_dagster.run import load_duckdb
 from oso_dagster.run.cdc import postgres, state
 from oso_dagster.settings import Settings
 from oso_dagster.warehouse.destinations import dlt_environment, make_pipeline
-
-from .servers import ServerUnavailable, logical_postgres
 
 BIN = Path(sys.executable).parent
 PLUGIN = Path(__file__).resolve().parents[2] / "plugin"
@@ -33,13 +30,10 @@ src = sql_assets("{name}", SecretReference(group_name="{name}", key="db"), {tabl
 """
 
 
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    try:
-        with logical_postgres() as found:
-            yield found
-    except ServerUnavailable as error:
-        pytest.skip(str(error))
+@pytest.fixture
+def pg_url(logical_pg_url: str) -> str:
+    """The session's PostgreSQL with ``wal_level=logical`` (tests/conftest.py): fails, never skips, without it."""
+    return logical_pg_url
 
 
 def run_sql(url: str, *statements: str) -> None:
