@@ -68,7 +68,7 @@ def sync(
     log = change_log(engine, url, source)
     followed = []
     for plan in plans:
-        problem = key_problem(engine, plan)
+        problem = key_problem(plan)
         if problem is None:
             followed.append(plan)
         elif plan.config.landing_name in selected:
@@ -76,7 +76,8 @@ def sync(
             broken.append(ConfigurationError(problem))
     if not any(plan.config.landing_name in selected for plan in followed):
         return
-    names = {table_name(engine, plan): plan for plan in followed}
+    default_schema = sa.inspect(engine).default_schema_name or ""  # one query, not one per table
+    names = {(plan.table.schema or default_schema, plan.table.name): plan for plan in followed}
     stored = state.read(pipeline)
     retention = log.retention(stored) if stored.position is not None else None  # before this sync reads
     position, unrecorded = log.start(list(names), stored.position)
@@ -161,8 +162,8 @@ def _catch_up(
         applied = apply.apply_page(pipeline, page, fetched)
         log.acknowledge(page.end)
         _add(totals, applied)
-        for landing in applied:
-            totals[landing].columns.update(fetched_columns(fetched, landing))
+        for done in fetched.values():
+            totals[done.plan.config.landing_name].columns.update({c["name"]: c for c in done.columns.values()})
         context.log.info(f"{source_name}: applied {page.changes:,} change(s) up to {_where(page.end)}")
     if gathered:
         from oso_dagster.run.cdc import apply_dlt
@@ -235,12 +236,7 @@ def change_log(engine: Engine, url: str, source: SqlSource) -> ChangeLog:
     )
 
 
-def table_name(engine: Engine, plan: TablePlan) -> TableName:
-    schema = plan.table.schema or sa.inspect(engine).default_schema_name or ""
-    return (schema, plan.table.name)
-
-
-def key_problem(engine: Engine, plan: TablePlan) -> str | None:
+def key_problem(plan: TablePlan) -> str | None:
     """Why a table cannot be followed by key: no primary key, or a configured key that is not the table's."""
     name = plan.config.qualified_name
     reflected = tuple(c.name for c in plan.table.primary_key.columns)
@@ -252,13 +248,6 @@ def key_problem(engine: Engine, plan: TablePlan) -> str | None:
         return (f"Table {name!r}: CDC follows rows by the table's primary key {list(reflected)}; remove the "
                 f"primary_key {list(plan.config.primary_key)} from its entry, {leave_out}.")
     return None
-
-
-def fetched_columns(fetched: dict[TableName, apply.Fetched], landing: str) -> dict[str, dict[str, Any]]:
-    for done in fetched.values():
-        if done.plan.config.landing_name == landing:
-            return {c["name"]: c for c in done.columns.values()}
-    return {}
 
 
 def _snapshot(context: AssetExecutionContext, pipeline: dlt.Pipeline, engine: Engine, plan: TablePlan,
